@@ -1,0 +1,1 @@
+"""Post-deploy check: proves who can reach which bucket, and explains every failure."""

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The project's jobs, each one command on a fresh machine that has only Python 3.11+.
+
+    python3 dev.py test       create .venv, install, lint, type-check and run pytest
+    python3 dev.py rehearse   create .venv, install, and rehearse the dev stack in an emulator
+    python3 dev.py bench      create .venv, install, and run the benchmarks
+
+Arguments after the job name go to the tool it runs (pytest, or `python -m checks --rehearse`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
+STAMP = VENV / ".requirements.sha256"
+BENCHMARKS = ("bench/bench_program.py",)
+
+
+def _python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _run(*args: str | Path) -> int:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    return subprocess.call([str(a) for a in args], cwd=ROOT)  # noqa: S603 (our own tools)
+
+
+def ensure_env() -> Path:
+    """Create .venv and install the pinned ranges, unless it already matches the files."""
+    if sys.version_info < (3, 11):  # noqa: UP036 (this script must say why on an old Python)
+        sys.exit(f"dev.py: Python 3.11 or newer is required, this is {sys.version.split()[0]}")
+    digest = hashlib.sha256()
+    for name in REQUIREMENTS:
+        digest.update((ROOT / name).read_bytes())
+    wanted = digest.hexdigest()
+    if not _python().exists():
+        print(f"creating {VENV.name}/", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    if not STAMP.exists() or STAMP.read_text().strip() != wanted:
+        quiet = ("-q", "--disable-pip-version-check")
+        if _run(_python(), "-m", "pip", "install", *quiet, "--upgrade", "pip") != 0:
+            sys.exit("dev.py: upgrading pip failed")
+        if _run(_python(), "-m", "pip", "install", *quiet, "-r", "requirements-dev.txt") != 0:
+            sys.exit("dev.py: installing requirements-dev.txt failed (see pip's message above)")
+        STAMP.write_text(wanted + "\n")
+    return _python()
+
+
+def test(extra: list[str]) -> int:
+    python = ensure_env()
+    checks: list[tuple[str, tuple[str | Path, ...]]] = [
+        ("ruff check", (python, "-m", "ruff", "check", ".")),
+        ("ruff format", (python, "-m", "ruff", "format", "--check", ".")),
+        ("mypy", (python, "-m", "mypy")),
+    ]
+    for label, command in checks:
+        if _run(*command) != 0:
+            print(f"dev.py test: {label} failed", file=sys.stderr)
+            return 1
+    code = _run(python, "-m", "pytest", *extra)
+    if code == 5:
+        print("dev.py test: pytest collected no tests; that is a failure", file=sys.stderr)
+        return 1
+    return code
+
+
+def rehearse(extra: list[str]) -> int:
+    return _run(ensure_env(), "-m", "checks", "--rehearse", *extra)
+
+
+def bench(extra: list[str]) -> int:
+    python = ensure_env()
+    for script in BENCHMARKS:
+        code = _run(python, script, *extra)
+        if code != 0:
+            return code
+    return 0
+
+
+JOBS = {"test": test, "rehearse": rehearse, "bench": bench}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in JOBS:
+        print(__doc__, file=sys.stderr)
+        print(f"dev.py: name a job: {', '.join(JOBS)}", file=sys.stderr)
+        return 2
+    return JOBS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,71 @@
+"""A private, TLS-only S3 bucket owned by one service."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import policies
+
+
+@dataclass(frozen=True)
+class SecureBucketArgs:
+    versioning: bool = False
+    """Keep every version of every object (S3 versioning)."""
+    force_destroy: bool = False
+    """Let `pulumi destroy` delete the bucket while it still holds objects."""
+
+
+class SecureBucket(pulumi.ComponentResource):
+    """An auto-named bucket: no public access, no ACLs, TLS only, optional versioning."""
+
+    bucket_name: pulumi.Output[str]
+    bucket_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ec2-assume-role:index:SecureBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Auto-named: the physical name gets a random suffix, so stacks and services never
+        # collide in S3's global namespace.
+        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=args.force_destroy, opts=child)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
+        # After the public access block: S3 rejects concurrent policy-related bucket edits.
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(lambda arn: json.dumps(policies.tls_only_bucket_policy(arn))),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        )
+        if args.versioning:
+            aws.s3.BucketVersioning(
+                f"{name}-versioning",
+                bucket=bucket.id,
+                versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                    status="Enabled"
+                ),
+                opts=child,
+            )
+
+        self.bucket_name = bucket.bucket
+        self.bucket_arn = bucket.arn
+        self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})

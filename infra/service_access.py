@@ -1,0 +1,76 @@
+"""One service's bucket and the role that is the only way into it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import policies
+from infra.secure_bucket import SecureBucket, SecureBucketArgs
+
+
+@dataclass(frozen=True)
+class ServiceAccessArgs:
+    bucket: SecureBucketArgs
+    """How the service's bucket is configured."""
+    assumed_by: pulumi.Input[str] | None = None
+    """The host role's ARN (shared topology), which the service role's trust policy names."""
+
+
+class ServiceAccess(pulumi.ComponentResource):
+    """A service's bucket, plus its service role with the grant that joins them.
+
+    The grant is written here, where the bucket and the role meet: `s3:ListBucket` on the
+    bucket, get/put/delete on its objects, and nothing else.
+    """
+
+    bucket_name: pulumi.Output[str]
+    bucket_arn: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    role_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ServiceAccessArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ec2-assume-role:index:ServiceAccess", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        bucket = SecureBucket(name, args.bucket, opts=child)
+        trust = pulumi.Output.from_input(args.assumed_by).apply(
+            lambda host_arn: json.dumps(policies.trust_policy([host_arn] if host_arn else []))
+        )
+        # Auto-named on purpose. AWS stores a trust principal by the role's unique id, so a role
+        # replaced under the same name would silently drop out of every trust policy naming it;
+        # a fresh name gives a fresh ARN, and Pulumi then rewrites the trust policies.
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=trust,
+            # Role chaining caps sessions at an hour; promising more would only mislead.
+            max_session_duration=policies.MAX_CHAINED_SESSION_SECONDS,
+            description=f"Service role for {name}: access to its own bucket only",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-bucket-access",
+            role=role.name,
+            policy=bucket.bucket_arn.apply(
+                lambda arn: json.dumps(policies.bucket_access_policy(arn))
+            ),
+            opts=child,
+        )
+
+        self.bucket_name = bucket.bucket_name
+        self.bucket_arn = bucket.bucket_arn
+        self.role_arn = role.arn
+        self.role_name = role.name
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "role_arn": self.role_arn,
+                "role_name": self.role_name,
+            }
+        )

@@ -1,0 +1,106 @@
+"""Shared fixtures: recording Pulumi mocks and a runner for `__main__.py`."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.mock_program import evaluate
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+AMI = "ami-0abcdef1234567890"
+
+
+def physical(name: str) -> str:
+    """The auto-generated physical name the mocks give a resource: Pulumi's random suffix."""
+    return f"{name}-0a1b2c3"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Keeps every registered resource's inputs and answers the program's invokes.
+
+    The returned state mirrors what the AWS provider computes (ARNs, names, ids), so outputs
+    that the program derives from them can be asserted on.
+    """
+
+    def __init__(self) -> None:
+        self.resources: list[pulumi.runtime.MockResourceArgs] = []
+        self.calls: list[pulumi.runtime.MockCallArgs] = []
+        self._lock = threading.Lock()
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            self.resources.append(args)
+        state = dict(args.inputs)
+        name = physical(args.name)
+        if args.typ == "aws:s3/bucket:Bucket":
+            state.update(bucket=name, arn=f"arn:aws:s3:::{name}")
+            return name, state
+        if args.typ == "aws:iam/role:Role":
+            state.update(name=name, arn=f"arn:aws:iam::{ACCOUNT}:role/{name}")
+            return name, state
+        if args.typ == "aws:iam/instanceProfile:InstanceProfile":
+            state.update(name=name)
+            return name, state
+        if args.typ == "aws:ec2/instance:Instance":
+            return f"i-{zlib.crc32(name.encode()):017x}", state
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        with self._lock:
+            self.calls.append(args)
+        answers: dict[str, dict[str, Any]] = {
+            "aws:index/getRegion:getRegion": {"region": REGION, "name": REGION},
+            "aws:ssm/getParameter:getParameter": {"value": AMI, "name": args.args.get("name")},
+            "aws:ec2/getVpc:getVpc": {"id": "vpc-0default"},
+            "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0chosen"},
+        }
+        if args.token not in answers:
+            raise AssertionError(f"the program made an unexpected invoke: {args.token}")
+        return answers[args.token]
+
+
+@dataclass
+class Run:
+    """One evaluation of `__main__.py`: what it exported and what it registered."""
+
+    outputs: dict[str, Any]
+    mocks: RecordingMocks
+    calls: list[str] = field(default_factory=list)
+
+    def of_type(self, token: str) -> list[pulumi.runtime.MockResourceArgs]:
+        return [r for r in self.mocks.resources if r.typ == token]
+
+    def named(self, token: str, name: str) -> pulumi.runtime.MockResourceArgs:
+        matches = [r for r in self.of_type(token) if r.name == name]
+        assert len(matches) == 1, f"expected one {token} named {name!r}, found {len(matches)}"
+        return matches[0]
+
+
+def stack_config(services: Iterable[str] = ("service-a",), **keys: Any) -> dict[str, Any]:
+    """A fully qualified config for the program: `aws:region` plus this project's keys."""
+    config: dict[str, Any] = {
+        "aws:region": REGION,
+        "ec2-assume-role:services": [{"name": name} for name in services],
+    }
+    config.update({f"ec2-assume-role:{key}": value for key, value in keys.items()})
+    return config
+
+
+@pytest.fixture
+def run_program() -> Callable[[dict[str, Any]], Run]:
+    """Evaluate `__main__.py` under recording mocks with the given config."""
+
+    def run(config: dict[str, Any]) -> Run:
+        mocks = RecordingMocks()
+        outputs = evaluate(mocks, config)
+        return Run(outputs=outputs, mocks=mocks)
+
+    return run

@@ -1,0 +1,101 @@
+"""The policy builders, tested as plain functions, and linted with parliament."""
+
+from __future__ import annotations
+
+import pytest
+from iam_lint import findings
+
+from infra import policies
+
+BUCKET = "arn:aws:s3:::service-a-bucket-0a1b2c3"
+HOST = "arn:aws:iam::123456789012:role/dev-host-role-0a1b2c3"
+ROLES = [
+    "arn:aws:iam::123456789012:role/service-b-role-1",
+    "arn:aws:iam::123456789012:role/service-a-role-1",
+]
+
+
+def test_bucket_access_is_list_on_bucket_and_object_rw_on_objects() -> None:
+    """Least privilege: bucket-level actions on the bucket ARN, object actions on `arn/*`."""
+    statements = policies.bucket_access_policy(BUCKET)["Statement"]
+    grants = {(s["Resource"], a) for s in statements for a in s["Action"]}
+    assert grants == {
+        (BUCKET, "s3:ListBucket"),
+        (f"{BUCKET}/*", "s3:GetObject"),
+        (f"{BUCKET}/*", "s3:PutObject"),
+        (f"{BUCKET}/*", "s3:DeleteObject"),
+    }
+    assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_assume_roles_policy_names_exactly_the_service_roles() -> None:
+    """The host's only grant is sts:AssumeRole, on exactly the roles it was given."""
+    (statement,) = policies.assume_roles_policy(ROLES)["Statement"]
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == sorted(ROLES)
+
+
+def test_assume_roles_policy_refuses_an_empty_list() -> None:
+    """An Allow with no resources is malformed IAM; refusing it early gives a clearer error."""
+    with pytest.raises(ValueError, match="at least one service role"):
+        policies.assume_roles_policy([])
+
+
+def test_trust_policy_without_principals_trusts_only_ec2() -> None:
+    """A dedicated service role is only ever assumed by its own instance."""
+    (statement,) = policies.trust_policy()["Statement"]
+    assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+
+
+def test_trust_policy_names_the_host_role_in_its_own_statement() -> None:
+    """The resource side of the trust: the service role names the host role's ARN."""
+    statements = policies.trust_policy([HOST])["Statement"]
+    assert statements[0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert statements[1]["Principal"] == {"AWS": [HOST]}
+    assert statements[1]["Action"] == "sts:AssumeRole"
+
+
+@pytest.mark.parametrize("principal", ["*", "arn:aws:iam::123456789012:root"])
+def test_trust_policy_refuses_wildcard_and_account_root(principal: str) -> None:
+    """`*` or a root principal would let any identity holding sts:AssumeRole in."""
+    with pytest.raises(ValueError, match="refusing trust principal"):
+        policies.trust_policy([principal])
+
+
+def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> None:
+    """Every request without TLS is denied, for the bucket and all its objects."""
+    (statement,) = policies.tls_only_bucket_policy(BUCKET)["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Resource"] == [BUCKET, f"{BUCKET}/*"]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        policies.bucket_access_policy(BUCKET),
+        policies.assume_roles_policy(ROLES),
+        policies.tls_only_bucket_policy(BUCKET),
+    ],
+    ids=["bucket-access", "assume-roles", "tls-only"],
+)
+def test_identity_and_bucket_policies_pass_parliament(document: policies.PolicyDocument) -> None:
+    """parliament knows every IAM action and resource format; no finding means no typo."""
+    assert findings(document) == []
+
+
+@pytest.mark.parametrize("principals", [[], [HOST]], ids=["ec2-only", "with-host"])
+def test_trust_policies_pass_parliament(principals: list[str]) -> None:
+    """Trust policies lint clean, but for the Resource they carry by design."""
+    assert findings(policies.trust_policy(principals), trust=True) == []
+
+
+def test_parliament_does_catch_a_wildcard_grant() -> None:
+    """The lint above can fail: `s3:*` on `*` is reported."""
+    bad = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+    assert any(f.startswith("RESOURCE_STAR") for f in findings(bad))

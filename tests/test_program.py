@@ -1,0 +1,312 @@
+"""The whole program (`__main__.py`) under recording mocks, in both topologies, 1 and 3 services."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import ACCOUNT, AMI, Run, physical, stack_config
+from iam_lint import findings
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+PROFILE = "aws:iam/instanceProfile:InstanceProfile"
+BUCKET = "aws:s3/bucket:Bucket"
+INSTANCE = "aws:ec2/instance:Instance"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+SSM_CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+ONE = ("service-a",)
+THREE = ("service-a", "service-b", "service-c")
+
+RunProgram = Callable[[dict[str, Any]], Run]
+
+
+def _statements(document: str) -> list[dict[str, Any]]:
+    parsed: dict[str, Any] = json.loads(document)
+    return list(parsed["Statement"])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _inline_policies(run: Run, role_name: str) -> list[Any]:
+    return [p for p in run.of_type(ROLE_POLICY) if p.inputs["role"] == physical(role_name)]
+
+
+def _aws_principals(trust: str) -> list[str]:
+    return [
+        principal
+        for s in _statements(trust)
+        for principal in _as_list(s.get("Principal", {}).get("AWS", []))
+    ]
+
+
+@pytest.fixture(params=[ONE, THREE], ids=["1-service", "3-services"])
+def shared(request: pytest.FixtureRequest, run_program: RunProgram) -> Run:
+    return run_program(stack_config(request.param))
+
+
+@pytest.fixture(params=[ONE, THREE], ids=["1-service", "3-services"])
+def dedicated(request: pytest.FixtureRequest, run_program: RunProgram) -> Run:
+    return run_program(stack_config(request.param, topology="dedicated"))
+
+
+@pytest.fixture(params=["shared", "dedicated"])
+def any_topology(request: pytest.FixtureRequest, run_program: RunProgram) -> Run:
+    return run_program(stack_config(THREE, topology=request.param))
+
+
+def test_resource_side_each_service_role_trusts_ec2_and_exactly_the_host(shared: Run) -> None:
+    """Without the host role in the trust policy, AssumeRole is denied whatever the host holds."""
+    host_arn = shared.outputs["hostRoleArn"]
+    for service in shared.outputs["services"]:
+        trust = shared.named(ROLE, f"{service}-role").inputs["assumeRolePolicy"]
+        assert _aws_principals(trust) == [host_arn], f"{service}-role trusts the wrong principals"
+        services = [s["Principal"].get("Service") for s in _statements(trust)]
+        assert "ec2.amazonaws.com" in services, f"{service}-role must trust EC2 for production"
+
+
+def test_identity_side_host_may_assume_exactly_the_service_roles(shared: Run) -> None:
+    """Without sts:AssumeRole on the service role in the host's policy, AssumeRole is denied."""
+    (policy,) = _inline_policies(shared, "dev-host-role")
+    (statement,) = _statements(policy.inputs["policy"])
+    role_arns = sorted(s["roleArn"] for s in shared.outputs["services"].values())
+    assert statement["Action"] == "sts:AssumeRole", policy.name
+    assert statement["Resource"] == role_arns, f"{policy.name} must name exactly {role_arns}"
+
+
+def test_host_role_has_no_direct_s3_access(shared: Run) -> None:
+    """Going through the service role must be the only way into a bucket."""
+    for policy in _inline_policies(shared, "dev-host-role"):
+        assert "s3:" not in policy.inputs["policy"], f"{policy.name} grants the host S3 access"
+    attached = [a.inputs["policyArn"] for a in shared.of_type(ATTACHMENT)]
+    assert attached == [SSM_CORE], "the host role may carry only the SSM core managed policy"
+
+
+def test_host_role_trusts_only_ec2_by_default(shared: Run) -> None:
+    """No operator principal unless configured: nobody but the instance is the host."""
+    trust = shared.named(ROLE, "dev-host-role").inputs["assumeRolePolicy"]
+    assert _aws_principals(trust) == []
+
+
+def test_trusted_principals_may_assume_the_host_role(run_program: RunProgram) -> None:
+    """An operator named in trustedPrincipals can run the check as the host does."""
+    operator = f"arn:aws:iam::{ACCOUNT}:role/operator"
+    run = run_program(stack_config(ONE, trustedPrincipals=[operator]))
+    trust = run.named(ROLE, "dev-host-role").inputs["assumeRolePolicy"]
+    assert _aws_principals(trust) == [operator]
+
+
+def test_each_service_role_reaches_only_its_own_bucket(any_topology: Run) -> None:
+    """Isolation: a service role's grant names its own bucket and no other, with no wildcard."""
+    services = any_topology.outputs["services"]
+    for service, out in services.items():
+        (policy,) = _inline_policies(any_topology, f"{service}-role")
+        grants = {
+            (resource, action)
+            for s in _statements(policy.inputs["policy"])
+            for resource in _as_list(s["Resource"])
+            for action in _as_list(s["Action"])
+        }
+        own = out["bucketArn"]
+        assert grants == {
+            (own, "s3:ListBucket"),
+            (f"{own}/*", "s3:GetObject"),
+            (f"{own}/*", "s3:PutObject"),
+            (f"{own}/*", "s3:DeleteObject"),
+        }, f"{policy.name} grants {sorted(grants)}"
+
+
+def test_dedicated_service_roles_trust_only_ec2_and_there_is_no_host(dedicated: Run) -> None:
+    """Production: each instance carries its own service role; no host role exists."""
+    assert {r.name for r in dedicated.of_type(ROLE)} == {
+        f"{s}-role" for s in dedicated.outputs["services"]
+    }
+    for service in dedicated.outputs["services"]:
+        trust = dedicated.named(ROLE, f"{service}-role").inputs["assumeRolePolicy"]
+        assert _aws_principals(trust) == [], f"{service}-role must trust only EC2"
+        profile = dedicated.named(PROFILE, f"{service}-profile")
+        assert profile.inputs["role"] == physical(f"{service}-role"), profile.name
+        instance = dedicated.named(INSTANCE, f"{service}-instance")
+        assert instance.inputs["iamInstanceProfile"] == physical(profile.name)
+        assert "userData" not in instance.inputs, "a dedicated instance needs no profiles file"
+
+
+def test_every_instance_requires_imdsv2_and_is_hardened(any_topology: Run) -> None:
+    """IMDSv2 blunts SSRF credential theft; no key pair and an encrypted root volume."""
+    instances = any_topology.of_type(INSTANCE)
+    assert instances
+    for instance in instances:
+        inputs = instance.inputs
+        assert inputs["metadataOptions"]["httpTokens"] == "required", instance.name
+        assert inputs["rootBlockDevice"]["encrypted"] is True, instance.name
+        assert "keyName" not in inputs, f"{instance.name} must have no SSH key pair"
+        assert inputs["ami"] == AMI, instance.name
+
+
+def test_security_groups_have_no_ingress_and_only_https_egress(any_topology: Run) -> None:
+    """Operators use Session Manager, so nothing may listen to the network."""
+    groups = any_topology.of_type(SECURITY_GROUP)
+    assert groups
+    for group in groups:
+        assert not group.inputs.get("ingress"), f"{group.name} has ingress rules"
+        for rule in group.inputs["egress"]:
+            assert (rule["protocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 443, 443)
+
+
+def test_every_bucket_is_private_owner_enforced_and_tls_only(any_topology: Run) -> None:
+    """Each bucket: public access fully blocked, ACLs disabled, plain HTTP denied."""
+    for service, out in any_topology.outputs["services"].items():
+        block = any_topology.named(
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{service}-public-access"
+        ).inputs
+        flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls")
+        assert all(block[f] is True for f in (*flags, "restrictPublicBuckets")), service
+        assert block["bucket"] == out["bucketName"]
+        ownership = any_topology.named(
+            "aws:s3/bucketOwnershipControls:BucketOwnershipControls", f"{service}-ownership"
+        ).inputs
+        assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}, service
+        policy = any_topology.named("aws:s3/bucketPolicy:BucketPolicy", f"{service}-tls-only")
+        (deny,) = _statements(policy.inputs["policy"])
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {
+            "Bool": {"aws:SecureTransport": "false"}
+        }, policy.name
+        assert deny["Resource"] == [out["bucketArn"], out["bucketArn"] + "/*"], policy.name
+        assert any_topology.named(BUCKET, f"{service}-bucket").inputs.get("forceDestroy") is False
+
+
+def test_versioning_and_force_destroy_follow_the_config(run_program: RunProgram) -> None:
+    """Versioning only where a service asks; forceDestroy reaches every bucket."""
+    config = stack_config(forceDestroy=True)
+    config["ec2-assume-role:services"] = [{"name": "keep", "versioning": True}, {"name": "tmp"}]
+    run = run_program(config)
+    versioning = run.of_type("aws:s3/bucketVersioning:BucketVersioning")
+    assert [v.name for v in versioning] == ["keep-versioning"]
+    assert versioning[0].inputs["versioningConfiguration"] == {"status": "Enabled"}
+    assert all(b.inputs["forceDestroy"] is True for b in run.of_type(BUCKET))
+
+
+def test_buckets_and_roles_are_auto_named(any_topology: Run) -> None:
+    """Auto-naming: a replaced role gets a new ARN, which the trust policies then follow."""
+    for resource in any_topology.of_type(BUCKET) + any_topology.of_type(ROLE):
+        assert "bucket" not in resource.inputs and "name" not in resource.inputs, resource.name
+
+
+def test_shared_outputs(shared: Run) -> None:
+    """The check, CI and README rely on these exact names."""
+    outputs = shared.outputs
+    assert set(outputs) == {
+        "topology",
+        "region",
+        "services",
+        "hostRoleArn",
+        "hostInstanceId",
+        "hostInstanceProfile",
+        "awsConfig",
+    }
+    assert outputs["topology"] == "shared"
+    assert outputs["region"] == "eu-west-1"
+    assert outputs["hostRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{physical('dev-host-role')}"
+    assert outputs["hostInstanceProfile"] == physical("dev-host-profile")
+    assert re.fullmatch(r"i-[0-9a-f]{17}", outputs["hostInstanceId"])
+    for service, out in outputs["services"].items():
+        assert out == {
+            "bucketName": physical(f"{service}-bucket"),
+            "bucketArn": f"arn:aws:s3:::{physical(f'{service}-bucket')}",
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{physical(f'{service}-role')}",
+        }
+
+
+def test_dedicated_outputs(dedicated: Run) -> None:
+    """Dedicated stacks export one instance per service and nothing about a host."""
+    outputs = dedicated.outputs
+    assert set(outputs) == {"topology", "region", "services", "instances"}
+    assert outputs["topology"] == "dedicated"
+    assert set(outputs["instances"]) == set(outputs["services"])
+    assert len(set(outputs["instances"].values())) == len(outputs["services"])
+
+
+def test_aws_config_has_one_assuming_profile_per_service(shared: Run) -> None:
+    """Each service runs with AWS_PROFILE=<name>; the SDK assumes and refreshes its role."""
+    parser = configparser.ConfigParser()
+    parser.read_string(shared.outputs["awsConfig"])
+    assert parser["default"]["region"] == "eu-west-1"
+    for service, out in shared.outputs["services"].items():
+        profile = parser[f"profile {service}"]
+        assert profile["role_arn"] == out["roleArn"], service
+        assert profile["credential_source"] == "Ec2InstanceMetadata", service
+    assert len(parser.sections()) == len(shared.outputs["services"]) + 1
+
+
+def test_user_data_installs_the_aws_config_machine_wide(shared: Run) -> None:
+    """The file the outputs show is the file the host gets, as the default for every process."""
+    instance = shared.named(INSTANCE, "dev-host-instance").inputs
+    script = instance["userData"]
+    assert instance["userDataReplaceOnChange"] is True, "cloud-init runs user data only once"
+    body = script.split("<<'EC2_ASSUME_ROLE_AWS_CONFIG'\n", 1)[1].split(
+        "\nEC2_ASSUME_ROLE_AWS_CONFIG\n", 1
+    )[0]
+    assert body + "\n" == shared.outputs["awsConfig"]
+    for target in ("/etc/profile.d/", "/etc/environment", "DefaultEnvironment="):
+        assert target in script, f"user data does not set AWS_CONFIG_FILE via {target}"
+    assert "aws_secret_access_key" not in script and "aws_session_token" not in script
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_user_data_is_valid_bash(shared: Run) -> None:
+    """A syntax error would only show up at first boot, on the instance."""
+    script = shared.named(INSTANCE, "dev-host-instance").inputs["userData"]
+    result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_generated_policy_passes_parliament(any_topology: Run) -> None:
+    """parliament lints every identity and bucket policy; trust policies have one excuse."""
+    documents = [(p.name, p.inputs["policy"], False) for p in any_topology.of_type(ROLE_POLICY)]
+    documents += [
+        (p.name, p.inputs["policy"], False)
+        for p in any_topology.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    ]
+    documents += [(r.name, r.inputs["assumeRolePolicy"], True) for r in any_topology.of_type(ROLE)]
+    assert documents
+    for name, document, trust in documents:
+        assert findings(document, trust=trust) == [], f"parliament findings in {name}"
+
+
+def test_nothing_is_wildcarded_or_longer_than_an_hour(any_topology: Run) -> None:
+    """No `*` action or resource in any Allow; role chaining caps sessions at one hour."""
+    for policy in any_topology.of_type(ROLE_POLICY):
+        for statement in _statements(policy.inputs["policy"]):
+            assert all(a != "*" and not a.endswith(":*") for a in _as_list(statement["Action"])), (
+                policy.name
+            )
+            assert "*" not in _as_list(statement["Resource"]), policy.name
+    for role in any_topology.of_type(ROLE):
+        assert role.inputs["maxSessionDuration"] <= 3600, role.name
+
+
+def test_placement_lookups(run_program: RunProgram) -> None:
+    """Unset amiId/subnetId are looked up: AL2023 for the type's architecture, default VPC."""
+    run = run_program(stack_config(ONE, instanceType="t4g.small"))
+    tokens = {c.token: c.args for c in run.mocks.calls}
+    assert tokens["aws:ssm/getParameter:getParameter"]["name"].endswith("kernel-default-arm64")
+    assert tokens["aws:ec2/getVpc:getVpc"] == {"default": True}
+    assert run.named(SECURITY_GROUP, "dev-host-sg").inputs["vpcId"] == "vpc-0default"
+
+    pinned = run_program(
+        stack_config(ONE, amiId="ami-0123456789abcdef0", subnetId="subnet-0123abcd")
+    )
+    tokens = {c.token for c in pinned.mocks.calls}
+    assert "aws:ssm/getParameter:getParameter" not in tokens
+    instance = pinned.named(INSTANCE, "dev-host-instance").inputs
+    assert (instance["ami"], instance["subnetId"]) == ("ami-0123456789abcdef0", "subnet-0123abcd")
+    assert pinned.named(SECURITY_GROUP, "dev-host-sg").inputs["vpcId"] == "vpc-0chosen"
