@@ -1,0 +1,128 @@
+"""`python -m checks`: the command-line contract. Exit 0: all hold; 1: one failed; 2: bad input."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import boto3
+from botocore.exceptions import BotoCoreError
+
+from checks.expectations import Checker, CheckOptions
+from checks.report import Report, write_json, write_table
+from checks.targets import Targets, UsageError, load_outputs_file, load_stack_outputs
+from checks.via_ssm import RemoteCheckError, run_via_ssm
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, no usage dump: the contract is one clear message and exit 2."""
+        self.exit(EXIT_USAGE, f"checks: error: {message} (see --help)\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--wait {text!r} is not a number of seconds") from None
+    if value < 0 or value > 3600:
+        raise argparse.ArgumentTypeError(f"--wait {text!r} must be between 0 and 3600 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m checks",
+        description="Prove that each service role, and only it, reaches its bucket.",
+    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--outputs",
+        type=Path,
+        metavar="FILE",
+        help="stack outputs as printed by `pulumi stack output --json`",
+    )
+    target.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="read the outputs of this stack with the pulumi CLI (default: current)",
+    )
+    parser.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="check only this service (repeatable)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="retry AccessDenied this long while IAM changes propagate (default 60)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--via-ssm",
+        action="store_true",
+        help="run the check on the shared host through SSM Run Command",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    return parser
+
+
+def select(targets: Targets, wanted: Sequence[str]) -> list[str]:
+    """The --service names, de-duplicated and known to the stack; empty means the default."""
+    unknown = [name for name in wanted if name not in targets.services]
+    if unknown:
+        known = ", ".join(targets.services)
+        raise UsageError(f"unknown --service {unknown[0]!r}; the stack has: {known}")
+    return list(dict.fromkeys(wanted))
+
+
+def _load(args: argparse.Namespace) -> Targets:
+    if args.outputs is not None:
+        return load_outputs_file(args.outputs)
+    return load_stack_outputs(args.stack)
+
+
+def _check(args: argparse.Namespace) -> Report:
+    targets = _load(args)
+    names = select(targets, args.service)
+    try:
+        session = boto3.Session()
+    except BotoCoreError as err:  # e.g. AWS_PROFILE names a profile that does not exist
+        raise UsageError(f"cannot set up AWS credentials: {err}") from None
+    if args.via_ssm:
+        return run_via_ssm(session, targets, names, wait_seconds=args.wait)
+    return Checker(session, targets, CheckOptions(wait_seconds=args.wait)).run(names)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="checks: %(message)s",
+        stream=sys.stderr,
+    )
+    # botocore logs nothing secret at WARNING, but never let it go to DEBUG by accident.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    try:
+        report = _check(args)
+    except UsageError as err:
+        print(f"checks: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except RemoteCheckError as err:
+        print(f"checks: failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("checks: interrupted", file=sys.stderr)
+        return 130
+    (write_json if args.json else write_table)(report, sys.stdout)
+    return EXIT_OK if report.ok else EXIT_FAILED
