@@ -32,7 +32,8 @@ from checks.trust import role_of
 log = logging.getLogger(__name__)
 
 RESERVED_PREFIX = "ec2-assume-role-check/"
-"""Test objects live only here, under unique names, so user data is never touched."""
+"""Test objects live only here, under unique names, so user data is never touched. The stack's
+lifecycle rule for versioned buckets (infra.secure_bucket.CHECK_PREFIX) names the same prefix."""
 SESSION_SECONDS = 900
 """The check needs minutes at most; role chaining would cap any session at 3600 s anyway."""
 CREDENTIAL_ERRORS = frozenset(

@@ -10,6 +10,9 @@ import pulumi_aws as aws
 
 from infra import policies
 
+CHECK_PREFIX = "ec2-assume-role-check/"
+"""Where the post-deploy check writes (and deletes) its test objects; see checks/."""
+
 
 @dataclass(frozen=True)
 class SecureBucketArgs:
@@ -57,13 +60,37 @@ class SecureBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )
         if args.versioning:
-            aws.s3.BucketVersioning(
+            versioning = aws.s3.BucketVersioning(
                 f"{name}-versioning",
                 bucket=bucket.id,
                 versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                     status="Enabled"
                 ),
                 opts=child,
+            )
+            # In a versioned bucket the check's delete only adds a delete marker, and the service
+            # role rightly lacks s3:DeleteObjectVersion; expire what it leaves, and only that.
+            aws.s3.BucketLifecycleConfiguration(
+                f"{name}-check-cleanup",
+                bucket=bucket.id,
+                rules=[
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="expire-post-deploy-check-objects",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(
+                            prefix=CHECK_PREFIX
+                        ),
+                        noncurrent_version_expiration=(
+                            aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                                noncurrent_days=1
+                            )
+                        ),
+                        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                            expired_object_delete_marker=True
+                        ),
+                    )
+                ],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
             )
 
         self.bucket_name = bucket.bucket

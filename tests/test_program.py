@@ -195,6 +195,23 @@ def test_versioning_and_force_destroy_follow_the_config(run_program: RunProgram)
     assert all(b.inputs["forceDestroy"] is True for b in run.of_type(BUCKET))
 
 
+def test_versioned_buckets_expire_only_what_the_check_leaves(run_program: RunProgram) -> None:
+    """A delete in a versioned bucket leaves a marker; the lifecycle rule cleans only the
+    check's reserved prefix, so user data keeps all its versions."""
+    from checks.expectations import RESERVED_PREFIX
+
+    config = stack_config()
+    config["ec2-assume-role:services"] = [{"name": "keep", "versioning": True}, {"name": "tmp"}]
+    run = run_program(config)
+    (lifecycle,) = run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert lifecycle.name == "keep-check-cleanup"
+    assert lifecycle.inputs["bucket"] == physical("keep-bucket")
+    (rule,) = lifecycle.inputs["rules"]
+    assert rule["filter"] == {"prefix": RESERVED_PREFIX}, "the rule must not touch user data"
+    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 1}
+    assert rule["expiration"] == {"expiredObjectDeleteMarker": True}
+
+
 def test_buckets_and_roles_are_auto_named(any_topology: Run) -> None:
     """Auto-naming: a replaced role gets a new ARN, which the trust policies then follow."""
     for resource in any_topology.of_type(BUCKET) + any_topology.of_type(ROLE):
