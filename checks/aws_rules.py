@@ -12,6 +12,12 @@ turns that on), and then evaluates trust policies unlike AWS:
 AWS's rules (a role ARN matches every session of that role, an account root or id matches any
 principal of the account, a non-matching statement is neutral), and turns enforcement on.
 Identity policies are still evaluated by moto itself. Used by the tests and the rehearsal.
+
+It also replaces moto's bucket-policy check, which evaluates conditions without any request
+context and treats a statement whose condition does not hold as a denial: the stack's TLS-only
+policy (Deny when `aws:SecureTransport` is false) would then deny every object request.
+`bucket_policy_effect` evaluates statements with `Principal: "*"` against the context of an
+SDK request to AWS, which always travels over TLS.
 """
 
 from __future__ import annotations
@@ -20,7 +26,64 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from checks.trust import trust_allows
+from checks.trust import Effect, as_list, load_document, trust_allows, wildcard
+
+# What every request from an AWS SDK carries in this emulation (they all use TLS endpoints).
+REQUEST_CONTEXT = {"aws:securetransport": "true"}
+
+
+def _condition_holds(
+    condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]
+) -> bool:
+    for operator, tests in condition.items():
+        for key, wanted in tests.items():
+            actual = context.get(key.lower())
+            values = [str(v).lower() for v in as_list(wanted)]
+            if operator in ("Bool", "StringEquals", "StringEqualsIgnoreCase"):
+                if actual is None or actual.lower() not in values:
+                    return False
+            elif operator in ("StringNotEquals", "StringNotEqualsIgnoreCase"):
+                if actual is not None and actual.lower() in values:
+                    return False
+            else:
+                # Loud rather than wrong: a new condition in the program needs support here.
+                raise ValueError(f"the emulator cannot evaluate condition operator {operator}")
+    return True
+
+
+def bucket_policy_effect(
+    document: str | Mapping[str, Any], action: str, resource: str
+) -> Effect | None:
+    """A bucket policy's effect on an anonymous-principal evaluation, or None (neutral).
+
+    Only statements for every principal (`"*"`) are evaluated: moto does not say who is calling
+    here, and grants to named principals are identity-side in this project.
+    """
+    effects = set()
+    for statement in as_list(load_document(document).get("Statement")):
+        if statement.get("Principal") not in ("*", {"AWS": "*"}):
+            continue
+        if not any(wildcard(a, action) for a in as_list(statement.get("Action"))):
+            continue
+        if not any(wildcard(r, resource) for r in as_list(statement.get("Resource"))):
+            continue
+        if _condition_holds(statement.get("Condition", {}), REQUEST_CONTEXT):
+            effects.add(Effect(statement.get("Effect", "Allow")))
+    if Effect.DENY in effects:
+        return Effect.DENY
+    return Effect.ALLOW if Effect.ALLOW in effects else None
+
+
+def _bucket_permission(bucket: Any, action: str, resource: str) -> Any:
+    """Replacement for moto's `FakeBucket.get_permission`."""
+    from moto.iam.access_control import PermissionResult
+
+    if bucket.policy is None:
+        return PermissionResult.NEUTRAL
+    effect = bucket_policy_effect(bucket.policy.decode(), action, resource)
+    if effect is Effect.DENY:
+        return PermissionResult.DENIED
+    return PermissionResult.PERMITTED if effect is Effect.ALLOW else PermissionResult.NEUTRAL
 
 
 def _check_trust(request: Any, role_arn: str) -> bool:
@@ -46,13 +109,28 @@ def _check_trust(request: Any, role_arn: str) -> bool:
 @contextmanager
 def aws_iam_rules() -> Iterator[None]:
     """IAM enforcement on, with AWS's trust-policy rules, for the duration of the block."""
-    from moto.core.authorization import enable_iam_authentication
-    from moto.iam.access_control import IAMRequestBase
+    with aws_policy_rules():
+        from moto.core.authorization import enable_iam_authentication
 
-    original = IAMRequestBase._check_role_trust_relationship
-    IAMRequestBase._check_role_trust_relationship = _check_trust  # type: ignore[method-assign,assignment]
-    try:
         with enable_iam_authentication():
             yield
+
+
+@contextmanager
+def aws_policy_rules() -> Iterator[None]:
+    """AWS's trust and bucket-policy rules in moto, without turning enforcement on.
+
+    The rehearsal deploys (as an administrator) under these rules too, since moto applies bucket
+    policies even when it does not enforce IAM.
+    """
+    from moto.iam.access_control import IAMRequestBase
+    from moto.s3.models import FakeBucket
+
+    trust, bucket = IAMRequestBase._check_role_trust_relationship, FakeBucket.get_permission
+    IAMRequestBase._check_role_trust_relationship = _check_trust  # type: ignore[method-assign,assignment]
+    FakeBucket.get_permission = _bucket_permission  # type: ignore[method-assign,assignment]
+    try:
+        yield
     finally:
-        IAMRequestBase._check_role_trust_relationship = original  # type: ignore[method-assign]
+        IAMRequestBase._check_role_trust_relationship = trust  # type: ignore[method-assign]
+        FakeBucket.get_permission = bucket  # type: ignore[method-assign]

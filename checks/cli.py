@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -13,6 +14,7 @@ import boto3
 from botocore.exceptions import BotoCoreError
 
 from checks.expectations import Checker, CheckOptions
+from checks.rehearsal.run import RehearsalError
 from checks.report import Report, write_json, write_table
 from checks.targets import Targets, UsageError, load_outputs_file, load_stack_outputs
 from checks.via_ssm import RemoteCheckError, run_via_ssm
@@ -73,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the check on the shared host through SSM Run Command",
     )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="deploy the program into an in-process AWS emulator and check it (no account)",
+    )
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        metavar="PATH",
+        help="with --rehearse: the stack config (default Pulumi.<stack>.yaml, stack dev)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return parser
 
@@ -93,6 +106,8 @@ def _load(args: argparse.Namespace) -> Targets:
 
 
 def _check(args: argparse.Namespace) -> Report:
+    if args.config_file is not None:
+        raise UsageError("--config-file goes with --rehearse")
     targets = _load(args)
     names = select(targets, args.service)
     try:
@@ -105,6 +120,7 @@ def _check(args: argparse.Namespace) -> Report:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -114,11 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # botocore logs nothing secret at WARNING, but never let it go to DEBUG by accident.
     logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
+        if args.rehearse:
+            from checks.rehearsal import rehearse
+
+            return rehearse(args, started)
         report = _check(args)
     except UsageError as err:
         print(f"checks: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except RemoteCheckError as err:
+    except (RemoteCheckError, RehearsalError) as err:
         print(f"checks: failed: {err}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -59,6 +59,8 @@ class CheckOptions:
     """How long AccessDenied is retried on steps that must succeed (IAM propagation)."""
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    inspector: Any = None
+    """An IAM client to diagnose AssumeRole denials with, instead of the caller's own."""
 
 
 class _Timer:
@@ -88,7 +90,7 @@ class Checker:
         self._client_lock = threading.Lock()  # boto3 sessions are not thread-safe
         self._sts = self._client("sts")
         self._s3 = self._client("s3")
-        self._iam = self._client("iam")
+        self._iam = options.inspector or self._client("iam")
         self._source = ""
 
     def _client(self, service: str, **credentials: str) -> Any:

@@ -69,7 +69,7 @@ def write_json(report: Report, out: IO[str]) -> None:
 
 def write_table(report: Report, out: IO[str]) -> None:
     """One row per service and step: PASS/FAIL, latency, and the cause and fix of failures."""
-    console = Console(file=out, width=140, soft_wrap=False)
+    console = Console(file=out, width=120, soft_wrap=False)
     table = Table(title=f"ec2-assume-role check as {report.source}", title_justify="left")
     for column, justify in (("service", "left"), ("step", "left"), ("result", "left")):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -90,7 +90,7 @@ def write_matrix(
     rows: Mapping[str, Mapping[str, str]], columns: Iterable[str], out: IO[str]
 ) -> None:
     """Principals by buckets, each cell the allowed operations (`list read write` or `-`)."""
-    console = Console(file=out, width=140, soft_wrap=False)
+    console = Console(file=out, width=120, soft_wrap=False)
     table = Table(title="access matrix (allowed operations)", title_justify="left")
     table.add_column("principal", no_wrap=True)
     names = list(columns)

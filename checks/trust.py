@@ -24,13 +24,13 @@ class Effect(Enum):
     DENY = "Deny"
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
 
 
-def _wildcard(pattern: str, value: str) -> bool:
+def wildcard(pattern: str, value: str) -> bool:
     regex = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
     return re.match(regex, value, flags=re.IGNORECASE) is not None
 
@@ -80,7 +80,7 @@ def _names_caller(principal: Any, caller_arn: str) -> bool:
     if not isinstance(principal, Mapping):
         return False
     # Service and Federated principals never name an IAM caller: such a statement is neutral.
-    return any(principal_matches(p, caller_arn) for p in _as_list(principal.get("AWS")))
+    return any(principal_matches(p, caller_arn) for p in as_list(principal.get("AWS")))
 
 
 def statement_effect(
@@ -91,9 +91,9 @@ def statement_effect(
 ) -> Effect | None:
     """The statement's effect on (caller, action), or None when it does not apply (neutral)."""
     if "NotAction" in statement:
-        applies = not any(_wildcard(a, action) for a in _as_list(statement["NotAction"]))
+        applies = not any(wildcard(a, action) for a in as_list(statement["NotAction"]))
     else:
-        applies = any(_wildcard(a, action) for a in _as_list(statement.get("Action")))
+        applies = any(wildcard(a, action) for a in as_list(statement.get("Action")))
     if not applies:
         return None
     if "NotPrincipal" in statement:
@@ -123,7 +123,7 @@ def trust_allows(
     """Allowed when some statement allows the caller and none denies it."""
     effects = {
         statement_effect(statement, action, caller_arn, conditions_hold)
-        for statement in _as_list(load_document(document).get("Statement"))
+        for statement in as_list(load_document(document).get("Statement"))
     }
     return Effect.DENY not in effects and Effect.ALLOW in effects
 
@@ -131,12 +131,12 @@ def trust_allows(
 def stale_principals(document: str | Mapping[str, Any]) -> list[str]:
     """Principals IAM shows as unique ids (AROA..., AIDA...): their role or user was deleted."""
     found: list[str] = []
-    for statement in _as_list(load_document(document).get("Statement")):
+    for statement in as_list(load_document(document).get("Statement")):
         principal = statement.get("Principal")
         if isinstance(principal, Mapping):
             found += [
                 p
-                for p in _as_list(principal.get("AWS"))
+                for p in as_list(principal.get("AWS"))
                 if re.fullmatch(r"A[A-Z]{3}[A-Z0-9]{12,}", p)
             ]
     return found

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from checks.aws_rules import aws_iam_rules
+from checks.aws_rules import aws_iam_rules, aws_policy_rules
 from checks.trust import principal_matches, role_of, stale_principals, trust_allows
 from infra import policies
 
@@ -151,3 +151,37 @@ def test_fixture_restores_moto_afterwards(aws: None) -> None:
     with aws_iam_rules():
         assert IAMRequestBase._check_role_trust_relationship is not before
     assert IAMRequestBase._check_role_trust_relationship is before
+
+
+def test_bucket_policy_rules_let_tls_requests_through_the_tls_only_policy() -> None:
+    """moto would deny every object request under the TLS-only policy; AWS does not, since
+    SDK requests use TLS. The fixture evaluates the condition with that request context."""
+    from checks.aws_rules import bucket_policy_effect
+    from checks.trust import Effect
+
+    bucket = "arn:aws:s3:::b"
+    tls_only = policies.tls_only_bucket_policy(bucket)
+    assert bucket_policy_effect(tls_only, "s3:GetObject", f"{bucket}/k") is None
+    plain_http = {
+        **tls_only["Statement"][0],
+        "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+    }
+    denied = {"Version": "2012-10-17", "Statement": [plain_http]}
+    assert bucket_policy_effect(denied, "s3:GetObject", f"{bucket}/k") is Effect.DENY
+    assert bucket_policy_effect(denied, "s3:GetObject", "arn:aws:s3:::other/k") is None
+    exotic = {**plain_http, "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}
+    with pytest.raises(ValueError, match="IpAddress"):
+        bucket_policy_effect({"Statement": [exotic]}, "s3:GetObject", f"{bucket}/k")
+
+
+def test_fixture_applies_the_bucket_policy_rules_in_moto(aws: None) -> None:
+    """With the fixture, the TLS-only policy no longer blocks an SDK request in moto."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="tls-bucket")
+    policy = policies.tls_only_bucket_policy("arn:aws:s3:::tls-bucket")
+    s3.put_bucket_policy(Bucket="tls-bucket", Policy=json.dumps(policy))
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket="tls-bucket", Key="k", Body=b"x")  # moto's own evaluation
+    with aws_policy_rules():
+        s3.put_object(Bucket="tls-bucket", Key="k", Body=b"x")
+        assert s3.get_object(Bucket="tls-bucket", Key="k")["Body"].read() == b"x"

@@ -1,0 +1,39 @@
+"""`python -m checks --rehearse`: the whole job against an in-process AWS emulator (moto)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from checks.report import write_json, write_matrix, write_table
+from checks.targets import UsageError
+
+
+def rehearse(args: argparse.Namespace, started: float) -> int:
+    """Run the rehearsal for the CLI; the same report and exit codes as the check."""
+    if args.outputs is not None or args.via_ssm or args.service:
+        raise UsageError("--rehearse deploys its own stack: drop --outputs, --via-ssm, --service")
+    from checks.rehearsal import matrix
+    from checks.rehearsal.run import config_path, load_stack_config, run_rehearsal
+
+    stack, path = config_path(args.stack, args.config_file)
+    rehearsal = run_rehearsal(load_stack_config(path), stack=stack)
+    report = rehearsal.report
+    if args.json:
+        write_json(report, sys.stdout)
+    else:
+        write_table(report, sys.stdout)
+        access = report.extra["matrix"]
+        write_matrix(matrix.cells(access), access["columns"], sys.stdout)
+        if "hostAssumes" in access:
+            assumable = [name for name, ok in access["hostAssumes"].items() if ok]
+            print(f"the host role assumes: {', '.join(assumable) or 'nothing'}")
+    t = rehearsal.timings
+    print(
+        f"checks: rehearsal of {path.name}: evaluate {t['evaluate']:.2f} s, deploy into the "
+        f"emulator {t['deploy']:.2f} s, check {t['check']:.2f} s; "
+        f"{time.perf_counter() - started:.2f} s since start-up",
+        file=sys.stderr,
+    )
+    return 0 if report.ok else 1

@@ -1,0 +1,199 @@
+"""The rehearsal: deploy the program's own resources into moto, then run the post-deploy check.
+
+1. evaluate: run `__main__.py` under `EmulatorMocks`, which creates every resource in moto;
+2. sessions: take a session of the host role the way EC2 does (an AssumeRole named after the
+   instance), or of each service role in the dedicated topology;
+3. check: with IAM enforced (and `checks.aws_rules` applying AWS's trust rules), run exactly
+   the expectations of `python -m checks`, then probe the access matrix.
+No AWS account and no network: moto runs in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+
+from checks.aws_rules import aws_iam_rules, aws_policy_rules
+from checks.expectations import Checker, CheckOptions
+from checks.rehearsal import matrix
+from checks.rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
+from checks.report import Report
+from checks.targets import Targets, UsageError, parse_outputs
+from infra.config import ConfigError
+from infra.mock_program import PROGRAM, evaluate
+
+PROJECT_DIR = PROGRAM.parent
+DEFAULT_REGION = "us-east-1"
+INSPECTOR = "rehearsal-inspector"
+# Fake credentials for the emulator; the user's real AWS settings are hidden while it runs.
+EMULATOR_ENV = {
+    "AWS_ACCESS_KEY_ID": "rehearsal",
+    "AWS_SECRET_ACCESS_KEY": "rehearsal",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+HIDDEN_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+
+
+class RehearsalError(Exception):
+    """The emulator could not deploy the program (a gap in the emulator, or a moto error)."""
+
+
+@dataclass
+class Rehearsal:
+    report: Report
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent: evaluate (the program), deploy (into the emulator), check."""
+
+
+def load_stack_config(path: Path) -> dict[str, Any]:
+    """The `config:` of a Pulumi.<stack>.yaml file, as fully qualified keys."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"stack config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or "cannot be parsed"
+        raise UsageError(
+            f"stack config file {str(path)!r} is not valid YAML ({where}{problem})"
+        ) from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise UsageError(f"stack config file {str(path)!r} has no `config:` mapping")
+    return config
+
+
+@contextmanager
+def emulated_aws(region: str) -> Iterator[None]:
+    """moto in-process, with fake credentials, restoring the environment afterwards."""
+    from moto import mock_aws
+
+    saved = {key: os.environ.get(key) for key in (*EMULATOR_ENV, *HIDDEN_ENV, "AWS_DEFAULT_REGION")}
+    os.environ.update(EMULATOR_ENV, AWS_DEFAULT_REGION=region)
+    for key in HIDDEN_ENV:
+        os.environ.pop(key, None)
+    try:
+        with mock_aws():
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _session(sts: Any, role_arn: str, session_name: str, region: str) -> boto3.Session:
+    """What EC2 does for an instance profile: assume the role, session named after the instance."""
+    credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
+def _inspector(region: str) -> Any:
+    """An IAM client allowed iam:GetRole, so the report can say which side of a trust is missing."""
+    iam = boto3.client("iam", region_name=region)
+    iam.create_user(UserName=INSPECTOR)
+    iam.put_user_policy(
+        UserName=INSPECTOR,
+        PolicyName="read-roles",
+        PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+        '"Action": "iam:GetRole", "Resource": "*"}]}',
+    )
+    key = iam.create_access_key(UserName=INSPECTOR)["AccessKey"]
+    return boto3.client(
+        "iam",
+        region_name=region,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )
+
+
+def _check(targets: Targets, outputs: Mapping[str, Any], options: CheckOptions) -> Report:
+    sts = boto3.client("sts", region_name=targets.region)
+    if targets.topology == "shared":
+        host = _session(
+            sts, str(targets.host_role_arn), str(targets.host_instance_id), targets.region
+        )
+        sessions = {"host role": host}
+        callers = {"": host}
+    else:
+        instances = outputs["instances"]
+        callers = {
+            name: _session(sts, t.role_arn, instances[name], targets.region)
+            for name, t in targets.services.items()
+        }
+        sessions = {}
+    sessions.update(
+        {
+            f"{name} role": _session(sts, t.role_arn, "rehearsal-matrix", targets.region)
+            for name, t in targets.services.items()
+        }
+    )
+    admin_s3 = boto3.client("s3", region_name=targets.region)
+    matrix.plant_probes(admin_s3, targets)
+    with aws_iam_rules():
+        reports = [Checker(s, targets, options).run([]) for s in callers.values()]
+        access = matrix.probe(sessions, targets)
+    matrix.remove_probes(admin_s3, targets)
+    report = Report(
+        source=", ".join(r.source for r in reports),
+        services={name: result for r in reports for name, result in r.services.items()},
+    )
+    if targets.topology == "shared":
+        access["hostAssumes"] = {
+            name: any(s.name == "assume role" and s.ok for s in result.steps)
+            for name, result in report.services.items()
+        }
+    report.extra["matrix"] = access
+    return report
+
+
+def run_rehearsal(
+    config: Mapping[str, Any], *, stack: str = "dev", tamper: Tamper | None = None
+) -> Rehearsal:
+    """Deploy the program with this stack config into moto and check it."""
+    region = str(config.get("aws:region") or DEFAULT_REGION)
+    with emulated_aws(region), aws_policy_rules():
+        mocks = EmulatorMocks(region=region, tamper=tamper)
+        start = time.perf_counter()
+        try:
+            outputs = evaluate(mocks, config, stack=stack)
+        except ConfigError as err:
+            raise UsageError(str(err)) from None
+        except UnknownResourceType as err:
+            raise RehearsalError(str(err)) from None
+        except ClientError as err:
+            raise RehearsalError(f"the emulator rejected a resource: {err}") from None
+        evaluated = time.perf_counter()
+        targets = parse_outputs(outputs, f"the rehearsed stack {stack}")
+        options = CheckOptions(wait_seconds=0, inspector=_inspector(region))
+        report = _check(targets, outputs, options)
+        checked = time.perf_counter()
+    return Rehearsal(
+        report=report,
+        timings={
+            "evaluate": evaluated - start - mocks.seconds,
+            "deploy": mocks.seconds,
+            "check": checked - evaluated,
+        },
+    )
+
+
+def config_path(stack: str | None, config_file: Path | None) -> tuple[str, Path]:
+    name = stack or "dev"
+    return name, config_file or PROJECT_DIR / f"Pulumi.{name}.yaml"

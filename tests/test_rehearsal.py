@@ -1,0 +1,210 @@
+"""The rehearsal: the program's own resources deployed into moto, then checked for behaviour.
+
+Breaking the wiring the way a bad change to the program would (through the emulator's tamper
+hook) must make the rehearsal fail with the right diagnosis: it checks behaviour, not shape.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from conftest import RecordingMocks, stack_config
+
+from checks.cli import main
+from checks.rehearsal.emulator import EmulatorMocks, UnknownResourceType
+from checks.rehearsal.run import PROJECT_DIR, Rehearsal, load_stack_config, run_rehearsal
+from infra import policies
+from infra.mock_program import evaluate
+
+TWO = {
+    "aws:region": "eu-west-1",
+    "ec2-assume-role:services": [{"name": "service-a"}, {"name": "service-b", "versioning": True}],
+}
+EVERYTHING = {"list": True, "read": True, "write": True}
+NOTHING = {"list": False, "read": False, "write": False}
+
+
+def steps(rehearsal: Rehearsal, service: str) -> dict[str, Any]:
+    return {step.name: step for step in rehearsal.report.services[service].steps}
+
+
+def matrix_rows(rehearsal: Rehearsal) -> dict[str, dict[str, dict[str, bool]]]:
+    rows: dict[str, dict[str, dict[str, bool]]] = rehearsal.report.extra["matrix"]["rows"]
+    return rows
+
+
+def test_dev_stack_rehearses_clean_with_the_expected_access_matrix() -> None:
+    """Pulumi.dev.yaml as shipped: every expectation holds, and the matrix shows isolation."""
+    rehearsal = run_rehearsal(load_stack_config(PROJECT_DIR / "Pulumi.dev.yaml"))
+    report = rehearsal.report
+    assert report.ok, json.dumps(report.as_json(), indent=1)
+    assert ":assumed-role/dev-host-role-" in report.source
+    services = ["service-a", "service-b", "service-c"]
+    assert list(report.services) == services
+    rows = matrix_rows(rehearsal)
+    assert rows["host role"] == dict.fromkeys(services, NOTHING), "the host reaches no bucket"
+    for owner in services:
+        expected = {name: EVERYTHING if name == owner else NOTHING for name in services}
+        assert rows[f"{owner} role"] == expected, f"{owner} role must reach only its bucket"
+    assert report.extra["matrix"]["hostAssumes"] == dict.fromkeys(services, True)
+    assert set(rehearsal.timings) == {"evaluate", "deploy", "check"}
+    assert all(seconds > 0 for seconds in rehearsal.timings.values())
+
+
+def test_dedicated_topology_rehearses_as_each_services_own_role() -> None:
+    """Production: no host; each instance's role passes the bucket steps for its own service."""
+    rehearsal = run_rehearsal({**TWO, "ec2-assume-role:topology": "dedicated"})
+    report = rehearsal.report
+    assert report.ok, json.dumps(report.as_json(), indent=1)
+    assert "host role" not in matrix_rows(rehearsal)
+    assert report.source.count(":assumed-role/") == 2
+    for service in ("service-a", "service-b"):
+        assert list(steps(rehearsal, service)) == ["list", "put", "get", "delete", "isolation"]
+
+
+def test_dropping_the_hosts_assume_statement_is_diagnosed_as_the_identity_side() -> None:
+    """Without the host's sts:AssumeRole grant, no service role can be assumed."""
+
+    def drop(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        return None if name == "dev-host-assume-service-roles" else inputs
+
+    rehearsal = run_rehearsal(TWO, tamper=drop)
+    assert not rehearsal.report.ok
+    for service in ("service-a", "service-b"):
+        assumed = steps(rehearsal, service)["assume role"]
+        assert not assumed.ok and "Cause: identity side" in assumed.detail, assumed.detail
+    assert rehearsal.report.extra["matrix"]["hostAssumes"] == {
+        "service-a": False,
+        "service-b": False,
+    }
+
+
+def test_dropping_the_host_from_a_trust_policy_is_diagnosed_as_the_resource_side() -> None:
+    """service-b's role no longer trusts the host: only service-b fails, on the resource side."""
+
+    def untrust(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        if name == "service-b-role":
+            return {**inputs, "assumeRolePolicy": json.dumps(policies.trust_policy())}
+        return inputs
+
+    rehearsal = run_rehearsal(TWO, tamper=untrust)
+    assumed = steps(rehearsal, "service-b")["assume role"]
+    assert not assumed.ok and "Cause: resource side" in assumed.detail, assumed.detail
+    assert rehearsal.report.services["service-a"].ok
+
+
+def test_widening_a_service_role_to_everything_breaks_isolation() -> None:
+    """`s3:*` on `*` lets service-a into service-b's bucket: isolation and the matrix show it."""
+    everything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+
+    def widen(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        if name == "service-a-bucket-access":
+            return {**inputs, "policy": json.dumps(everything)}
+        return inputs
+
+    rehearsal = run_rehearsal(TWO, tamper=widen)
+    isolation = steps(rehearsal, "service-a")["isolation"]
+    assert not isolation.ok and "service-a's role can list" in isolation.detail
+    assert matrix_rows(rehearsal)["service-a role"]["service-b"] == EVERYTHING
+    assert rehearsal.report.services["service-b"].ok
+
+
+def test_giving_the_host_direct_s3_access_is_over_privileged() -> None:
+    """A host that can read buckets itself erases the isolation between services."""
+    direct = {
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket", "s3:GetObject"],
+        "Resource": ["arn:aws:s3:::*", "arn:aws:s3:::*/*"],
+    }
+
+    def grant(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        if name == "dev-host-assume-service-roles":
+            document = json.loads(inputs["policy"])
+            document["Statement"].append(direct)
+            return {**inputs, "policy": json.dumps(document)}
+        return inputs
+
+    rehearsal = run_rehearsal(TWO, tamper=grant)
+    for service in ("service-a", "service-b"):
+        denied = steps(rehearsal, service)["direct access denied"]
+        assert not denied.ok and "over-privileged" in denied.detail, denied.detail
+    assert matrix_rows(rehearsal)["host role"]["service-a"] == {
+        "list": True,
+        "read": True,
+        "write": False,
+    }
+
+
+def test_cli_rehearsal_json_has_the_report_and_the_matrix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m checks --rehearse --json`: the check's document plus `matrix`; exit 0."""
+    config = tmp_path / "Pulumi.one.yaml"
+    config.write_text(
+        "config:\n  aws:region: us-east-1\n  ec2-assume-role:services:\n    - name: solo\n"
+    )
+    assert main(["--rehearse", "--config-file", str(config), "--json"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert set(document) == {"ok", "source", "services", "matrix"}
+    assert document["ok"] is True and list(document["services"]) == ["solo"]
+    assert document["matrix"]["columns"] == ["solo"]
+    assert "evaluate" in captured.err and "deploy into the emulator" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "config:\n  ec2-assume-role:topology: mesh\n  ec2-assume-role:services: [{name: a}]\n",
+            "invalid config ec2-assume-role:topology = 'mesh'",
+        ),
+        ("config:\n  aws:region: us-east-1\n", "invalid config ec2-assume-role:services"),
+        ("config: [unclosed\n", "is not valid YAML"),
+        ("just text\n", "has no `config:` mapping"),
+        (None, "does not exist"),
+    ],
+)
+def test_bad_stack_config_exits_2_with_the_stacks_own_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    """The rehearsal rejects bad config exactly as `pulumi up` would, before deploying."""
+    path = tmp_path / "Pulumi.bad.yaml"
+    if content is not None:
+        path.write_text(content)
+    assert main(["--rehearse", "--config-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_rehearse_refuses_options_of_the_live_check(capsys: pytest.CaptureFixture[str]) -> None:
+    """--rehearse deploys its own stack; pointing it at outputs is a usage error."""
+    assert main(["--rehearse", "--outputs", "outputs.json"]) == 2
+    assert "--rehearse deploys its own stack" in capsys.readouterr().err
+
+
+def test_an_unknown_resource_type_fails_loudly_naming_it() -> None:
+    """When the program grows a new resource type, the emulator says what to add."""
+    mocks = EmulatorMocks(region="us-east-1")
+    queue = pulumi.runtime.MockResourceArgs(typ="aws:sqs/queue:Queue", name="jobs", inputs={})
+    with pytest.raises(UnknownResourceType, match="aws:sqs/queue:Queue"):
+        mocks.new_resource(queue)
+
+
+@pytest.mark.parametrize("topology", ["shared", "dedicated"])
+def test_the_emulator_handles_every_type_the_program_registers(topology: str) -> None:
+    """The mapping must grow with the program: no type the program uses may lack a handler."""
+    recorded = RecordingMocks()
+    config = stack_config(topology=topology)
+    config["ec2-assume-role:services"] = [{"name": "a", "versioning": True}]
+    evaluate(recorded, config)
+    handled = set(EmulatorMocks(region="us-east-1")._handlers)
+    used = {r.typ for r in recorded.resources if not r.typ.startswith("ec2-assume-role:")}
+    assert used <= handled, f"no emulator handler for {sorted(used - handled)}"
