@@ -46,7 +46,7 @@ def _provide_aws_managed_policy(arn: str) -> None:
     """
     if not arn.startswith(AWS_MANAGED_POLICY):
         return
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy, iam_backends
 
