@@ -76,6 +76,11 @@ def _policy(*statements: Mapping[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
+def statement(action: str | list[str], resource: str, effect: str = "Allow") -> dict[str, Any]:
+    """One IAM policy statement, for wiring variations."""
+    return {"Effect": effect, "Action": action, "Resource": resource}
+
+
 def bucket_of(service: str) -> str:
     return f"{service}-bucket-0a1b2c3"
 

@@ -19,6 +19,7 @@ from check_world import (
     bucket_of,
     build,
     objects,
+    statement,
 )
 
 from checks.aws_rules import aws_iam_rules
@@ -154,11 +155,7 @@ def test_host_with_direct_s3_access_is_over_privileged(
     enforced: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """If the host can list a bucket itself, isolation between services is gone."""
-    direct = {
-        "Effect": "Allow",
-        "Action": "s3:ListBucket",
-        "Resource": f"arn:aws:s3:::{bucket_of('service-b')}",
-    }
+    direct = statement("s3:ListBucket", f"arn:aws:s3:::{bucket_of('service-b')}")
     world = build(Wiring(host_extra=[direct]))
     code, report = check_json(world, tmp_path, monkeypatch, capsys)
     assert code == 1
@@ -171,11 +168,7 @@ def test_service_role_reaching_another_bucket_fails_isolation(
     enforced: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """service-a's role must not list service-b's bucket."""
-    leak = {
-        "Effect": "Allow",
-        "Action": "s3:ListBucket",
-        "Resource": f"arn:aws:s3:::{bucket_of('service-b')}",
-    }
+    leak = statement("s3:ListBucket", f"arn:aws:s3:::{bucket_of('service-b')}")
     world = build(Wiring(service_extra={"service-a": [leak]}))
     code, report = check_json(world, tmp_path, monkeypatch, capsys)
     assert code == 1
@@ -255,11 +248,7 @@ def test_failure_midway_still_deletes_the_test_object(
     enforced: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """Read-back denied after the write: the delete in `finally` still removes the object."""
-    deny_get = {
-        "Effect": "Deny",
-        "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{bucket_of('service-a')}/*",
-    }
+    deny_get = statement("s3:GetObject", f"arn:aws:s3:::{bucket_of('service-a')}/*", effect="Deny")
     world = build(Wiring(service_extra={"service-a": [deny_get]}))
     code, report = check_json(world, tmp_path, monkeypatch, capsys)
     found = steps(report, "service-a")
