@@ -1,0 +1,81 @@
+"""Thin CrossGuard wrappers: each pure rule of rules.py becomes a pulumi_policy policy.
+
+This module imports no sibling: the Pulumi CLI runs the pack with policy/ itself on sys.path,
+while the tests import it as `policy.adapters`, so the rules arrive as arguments instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+# Every rule blocks the deployment: each one is a guarantee this project makes.
+ENFORCEMENT = EnforcementLevel.MANDATORY
+
+
+class ResourceRuleLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def check(self) -> Callable[[str, Mapping[str, Any]], list[str]]: ...
+
+
+class StackRuleLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def check(self) -> Callable[[Sequence[PolicyResource]], list[tuple[str, str]]]: ...
+
+
+def resource_policy(rule: ResourceRuleLike) -> ResourceValidationPolicy:
+    """Report each message the rule returns for the resource being validated."""
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in rule.check(args.resource_type, args.props):
+            report_violation(message, None)
+
+    return ResourceValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        validate=validate,
+        enforcement_level=ENFORCEMENT,
+    )
+
+
+def stack_policy(rule: StackRuleLike) -> StackValidationPolicy:
+    """Report each (urn, message) the rule returns against that resource."""
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for urn, message in rule.check(args.resources):
+            report_violation(message, urn)
+
+    return StackValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        validate=validate,
+        enforcement_level=ENFORCEMENT,
+    )
+
+
+def policies(
+    resource_rules: Iterable[ResourceRuleLike], stack_rules: Iterable[StackRuleLike]
+) -> list[Policy]:
+    """The pack's policies, one per rule, in the rules' order."""
+    built: list[Policy] = [resource_policy(rule) for rule in resource_rules]
+    built += [stack_policy(rule) for rule in stack_rules]
+    return built
