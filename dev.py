@@ -21,15 +21,22 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
 STAMP = VENV / ".requirements.sha256"
-BENCHMARKS = ("bench/bench_program.py",)
+BENCHMARKS = ("bench/bench_program.py", "bench/bench_check.py", "bench/bench_rehearsal.py")
+WORKFLOWS = ROOT / ".github" / "workflows"
+SCHEMA = ("--builtin-schema", "vendor.github-workflows")
 
 
 def _python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def _shown(arg: str | Path) -> str:
+    return os.path.relpath(arg, ROOT) if isinstance(arg, Path) else arg
+
+
 def _run(*args: str | Path) -> int:
-    print("+", " ".join(str(a) for a in args), flush=True)
+    # Progress goes to stderr: stdout stays the job's own output (e.g. a --json report).
+    print("+", " ".join(_shown(a) for a in args), file=sys.stderr, flush=True)
     return subprocess.call([str(a) for a in args], cwd=ROOT)  # noqa: S603 (our own tools)
 
 
@@ -54,12 +61,27 @@ def ensure_env() -> Path:
     return _python()
 
 
+def _tool(name: str) -> Path:
+    """A console script installed in .venv (zizmor ships a binary, not a Python module)."""
+    if os.name == "nt":
+        return VENV / "Scripts" / f"{name}.exe"
+    return VENV / "bin" / name
+
+
 def test(extra: list[str]) -> int:
     python = ensure_env()
+    workflows = sorted(str(p.relative_to(ROOT)) for p in WORKFLOWS.glob("*.yml"))
+    if not workflows:
+        print(f"dev.py test: no workflows in {WORKFLOWS.relative_to(ROOT)}", file=sys.stderr)
+        return 1
     checks: list[tuple[str, tuple[str | Path, ...]]] = [
         ("ruff check", (python, "-m", "ruff", "check", ".")),
         ("ruff format", (python, "-m", "ruff", "format", "--check", ".")),
         ("mypy", (python, "-m", "mypy")),
+        # The CI workflows: zizmor audits them for security mistakes (offline: it needs no
+        # GitHub API), and check-jsonschema validates them against the bundled workflow schema.
+        ("zizmor", (_tool("zizmor"), "--offline", "--strict-collection", ".github/workflows")),
+        ("check-jsonschema", (python, "-m", "check_jsonschema", *SCHEMA, *workflows)),
     ]
     for label, command in checks:
         if _run(*command) != 0:

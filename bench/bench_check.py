@@ -77,9 +77,9 @@ def measure(url: str, app: SlowApp, count: int) -> tuple[float, int]:
 
 
 def main() -> int:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
-    )
+    # Fake credentials: the emulator only needs them to be present before any client exists.
+    os.environ.update(dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "bench"))
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     url, app = serve()
     os.environ["AWS_ENDPOINT_URL"] = url
     print(f"moto server with {LATENCY_SECONDS * 1000:.0f} ms per request, {os.cpu_count()} cores")
@@ -91,7 +91,8 @@ def main() -> int:
         print(f"{count:>8} {requests:>8} {seconds:>8.2f}")
     ratio = times[SIZES[-1]] / times[SIZES[0]]
     verdict = "OK" if ratio <= TARGET_RATIO else "MISSED"
-    print(f"{SIZES[-1]} vs {SIZES[0]} services: {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict}")
+    target = f"target <= {TARGET_RATIO}x"
+    print(f"{SIZES[-1]} vs {SIZES[0]} services: {ratio:.2f}x ({target}): {verdict}")
     return 0 if ratio <= TARGET_RATIO else 1
 
 
