@@ -27,7 +27,8 @@ def render_aws_config(region: str, role_arns: Mapping[str, str]) -> str:
             f"[profile {service}]",
             f"role_arn = {role_arns[service]}",
             "credential_source = Ec2InstanceMetadata",
-            f"role_session_name = {service}",
+            # STS wants 2 to 64 characters; a one-letter service name alone would be refused.
+            f"role_session_name = {service}.dev-host",
             f"region = {region}",
         ]
     return "\n".join(lines) + "\n"
@@ -56,4 +57,7 @@ install -d -m 0755 /etc/systemd/system.conf.d
 printf '[Manager]\\nDefaultEnvironment=AWS_CONFIG_FILE={CONFIG_PATH}\\n' \\
   > /etc/systemd/system.conf.d/aws-config.conf
 systemctl daemon-reexec
+# The SSM agent started before this script; restart it so Session Manager shells and Run
+# Command scripts inherit AWS_CONFIG_FILE too.
+systemctl try-restart amazon-ssm-agent || true
 """

@@ -27,6 +27,8 @@ PRINCIPAL_ARN = re.compile(
     r"|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)$"
 )
 
+# The service name starts its bucket's name, and S3 reserves these prefixes.
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 DEFAULT_INSTANCE_TYPE = "t3.micro"
 SERVICE_KEYS = frozenset({"name", "versioning"})
 
@@ -120,6 +122,12 @@ def _services(value: Any) -> tuple[ServiceConfig, ...]:
                 name,
                 "use lowercase letters, digits and hyphens, starting with a letter, "
                 "at most 32 characters (e.g. service-a)",
+            )
+        if name.startswith(RESERVED_BUCKET_PREFIXES):
+            raise _fail(
+                f"{key}.name",
+                name,
+                "S3 reserves bucket names starting xn--, sthree- or amzn-s3-demo-",
             )
         if name in seen:
             raise _fail(f"{key}.name", name, "service names must be unique")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from infra import policies
 from infra.placement import Placement
 
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -25,8 +27,8 @@ class HardenedInstanceArgs:
 class HardenedInstance(pulumi.ComponentResource):
     """Instance profile, a security group with no ingress, and an IMDSv2-only instance.
 
-    Operators reach it with SSM Session Manager, so the role gets the SSM core policy, there is
-    no key pair and nothing listens to the network.
+    Operators reach it with SSM Session Manager, so the role gets the SSM core policy (minus its
+    parameter reads), there is no key pair and nothing listens to the network.
     """
 
     instance_id: pulumi.Output[str]
@@ -38,8 +40,16 @@ class HardenedInstance(pulumi.ComponentResource):
         super().__init__("ec2-assume-role:index:HardenedInstance", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        aws.iam.RolePolicyAttachment(
+        ssm_core = aws.iam.RolePolicyAttachment(
             f"{name}-ssm-core", role=args.role_name, policy_arn=SSM_CORE_POLICY, opts=child
+        )
+        # The managed policy also lets the role read every SSM parameter; the agent does not
+        # need that, and the role must reach nothing beyond what it is for.
+        no_parameters = aws.iam.RolePolicy(
+            f"{name}-no-parameter-reads",
+            role=args.role_name,
+            policy=json.dumps(policies.deny_parameter_reads()),
+            opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=args.role_name, opts=child)
         security_group = aws.ec2.SecurityGroup(
@@ -76,7 +86,8 @@ class HardenedInstance(pulumi.ComponentResource):
             user_data=args.user_data,
             user_data_replace_on_change=args.user_data is not None,
             tags={"Name": name},
-            opts=child,
+            # The agent registers at boot; with its permissions in place it does so at once.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ssm_core, no_parameters]),
         )
 
         self.instance_id = instance.id

@@ -11,8 +11,9 @@ import pulumi_aws as aws
 from infra.config import StackConfig
 
 # Graviton types carry a `g` among the attribute letters after the generation digit
-# (t4g, m7g, c7gn, im4gn); GPU families that merely start with `g` (g4dn, g5) are x86_64.
-_GRAVITON = re.compile(r"^[a-z-]+\d+[a-z]*g[a-z]*\.")
+# (t4g, m7g, c7gn, im4gn), or are the first generation, a1; GPU families that merely start
+# with `g` (g4dn, g5) are x86_64.
+_GRAVITON = re.compile(r"^(?:[a-z-]+\d+[a-z]*g[a-z]*|a1)\.")
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 
 

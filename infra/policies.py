@@ -102,3 +102,26 @@ def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }
     )
+
+
+# What AmazonSSMManagedInstanceCore allows beyond the SSM agent's needs: reading every SSM
+# parameter in the account (including SecureStrings under the default key). The agent does not
+# need them for Session Manager or Run Command.
+PARAMETER_READS = (
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "ssm:GetParameterHistory",
+)
+
+
+def deny_parameter_reads() -> PolicyDocument:
+    """Take back the SSM core policy's parameter reads: an explicit Deny, so it always wins."""
+    return _document(
+        {
+            "Sid": "NoParameterReads",
+            "Effect": "Deny",
+            "Action": list(PARAMETER_READS),
+            "Resource": "*",
+        }
+    )

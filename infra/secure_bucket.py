@@ -46,18 +46,19 @@ class SecureBucket(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=child,
         )
-        aws.s3.BucketOwnershipControls(
+        # One bucket setting at a time: S3 answers concurrent changes to one bucket with
+        # OperationAborted, so each of these waits for the one before it.
+        ownership = aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=bucket.id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )
-        # After the public access block: S3 rejects concurrent policy-related bucket edits.
-        aws.s3.BucketPolicy(
+        tls_only = aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket.id,
             policy=bucket.arn.apply(lambda arn: json.dumps(policies.tls_only_bucket_policy(arn))),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ownership]),
         )
         if args.versioning:
             versioning = aws.s3.BucketVersioning(
@@ -66,7 +67,7 @@ class SecureBucket(pulumi.ComponentResource):
                 versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                     status="Enabled"
                 ),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[tls_only]),
             )
             # In a versioned bucket the check's delete only adds a delete marker, and the service
             # role rightly lacks s3:DeleteObjectVersion; expire what it leaves, and only that.

@@ -27,6 +27,8 @@ BAD = [
     ({"services": [{"name": SEVENTY}]}, "services[0].name", "at most 32"),
     ({"services": [{"name": "9lives"}]}, "services[0].name", "starting with a letter"),
     ({"services": [{"name": "a", "versoning": True}]}, "services[0]", "unknown field"),
+    ({"services": [{"name": "xn--svc"}]}, "services[0].name", "S3 reserves"),
+    ({"services": [{"name": "sthree-svc"}]}, "services[0].name", "S3 reserves"),
     ({"services": [{"name": "a", "versioning": "yes"}]}, "services[0].versioning", "true or"),
     ({"topology": "mesh"}, "topology", "shared or dedicated"),
     ({"instanceType": "large"}, "instanceType", "t3.micro"),
@@ -65,7 +67,7 @@ def test_bad_config_names_key_value_and_fix(overrides: dict[str, Any], key: str,
     assert hint in message, message
 
 
-@pytest.mark.parametrize(("overrides", "key", "hint"), BAD[:3] + BAD[12:14])
+@pytest.mark.parametrize(("overrides", "key", "hint"), BAD[:3] + BAD[14:16])
 def test_bad_config_registers_no_resource(overrides: dict[str, Any], key: str, hint: str) -> None:
     """The program validates before registering anything: no partial deploy."""
     config = stack_config()

@@ -74,9 +74,19 @@ def test_resource_side_each_service_role_trusts_ec2_and_exactly_the_host(shared:
         assert "ec2.amazonaws.com" in services, f"{service}-role must trust EC2 for production"
 
 
+def _allows(run: Run, role_name: str) -> list[dict[str, Any]]:
+    """Every Allow statement in a role's inline policies."""
+    return [
+        statement
+        for policy in _inline_policies(run, role_name)
+        for statement in _statements(policy.inputs["policy"])
+        if statement["Effect"] == "Allow"
+    ]
+
+
 def test_identity_side_host_may_assume_exactly_the_service_roles(shared: Run) -> None:
     """Without sts:AssumeRole on the service role in the host's policy, AssumeRole is denied."""
-    (policy,) = _inline_policies(shared, "dev-host-role")
+    policy = shared.named(ROLE_POLICY, "dev-host-assume-service-roles")
     (statement,) = _statements(policy.inputs["policy"])
     role_arns = sorted(s["roleArn"] for s in shared.outputs["services"].values())
     assert statement["Action"] == "sts:AssumeRole", policy.name
@@ -84,9 +94,11 @@ def test_identity_side_host_may_assume_exactly_the_service_roles(shared: Run) ->
 
 
 def test_host_role_has_no_direct_s3_access(shared: Run) -> None:
-    """Going through the service role must be the only way into a bucket."""
+    """Going through the service role must be the only way into a bucket: the host's only
+    grant is sts:AssumeRole."""
     for policy in _inline_policies(shared, "dev-host-role"):
         assert "s3:" not in policy.inputs["policy"], f"{policy.name} grants the host S3 access"
+    assert [s["Action"] for s in _allows(shared, "dev-host-role")] == ["sts:AssumeRole"]
     attached = [a.inputs["policyArn"] for a in shared.of_type(ATTACHMENT)]
     assert attached == [SSM_CORE], "the host role may carry only the SSM core managed policy"
 
@@ -109,7 +121,8 @@ def test_each_service_role_reaches_only_its_own_bucket(any_topology: Run) -> Non
     """Isolation: a service role's grant names its own bucket and no other, with no wildcard."""
     services = any_topology.outputs["services"]
     for service, out in services.items():
-        (policy,) = _inline_policies(any_topology, f"{service}-role")
+        policy = any_topology.named(ROLE_POLICY, f"{service}-bucket-access")
+        assert _allows(any_topology, f"{service}-role") == _statements(policy.inputs["policy"])
         grants = {
             (resource, action)
             for s in _statements(policy.inputs["policy"])
@@ -150,6 +163,22 @@ def test_every_instance_requires_imdsv2_and_is_hardened(any_topology: Run) -> No
         assert inputs["rootBlockDevice"]["encrypted"] is True, instance.name
         assert "keyName" not in inputs, f"{instance.name} must have no SSH key pair"
         assert inputs["ami"] == AMI, instance.name
+
+
+def test_instance_roles_may_not_read_ssm_parameters(any_topology: Run) -> None:
+    """AmazonSSMManagedInstanceCore lets a role read every SSM parameter; an explicit Deny takes
+    that back on every role an instance carries, before the instance boots."""
+    profiles = {p.inputs["role"] for p in any_topology.of_type(PROFILE)}
+    denies = {
+        p.inputs["role"]: _statements(p.inputs["policy"])
+        for p in any_topology.of_type(ROLE_POLICY)
+        if p.name.endswith("-no-parameter-reads")
+    }
+    assert set(denies) == profiles
+    for role, (statement,) in denies.items():
+        assert statement["Effect"] == "Deny", role
+        assert "ssm:GetParameter" in statement["Action"], role
+        assert "ssm:GetParametersByPath" in statement["Action"], role
 
 
 def test_security_groups_have_no_ingress_and_only_https_egress(any_topology: Run) -> None:
@@ -302,7 +331,8 @@ def test_every_generated_policy_passes_parliament(any_topology: Run) -> None:
 def test_nothing_is_wildcarded_or_longer_than_an_hour(any_topology: Run) -> None:
     """No `*` action or resource in any Allow; role chaining caps sessions at one hour."""
     for policy in any_topology.of_type(ROLE_POLICY):
-        for statement in _statements(policy.inputs["policy"]):
+        allows = [s for s in _statements(policy.inputs["policy"]) if s["Effect"] == "Allow"]
+        for statement in allows:
             assert all(a != "*" and not a.endswith(":*") for a in _as_list(statement["Action"])), (
                 policy.name
             )
