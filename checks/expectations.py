@@ -188,6 +188,8 @@ class Checker:
                 return Step("assume role", False, timer.ms, _describe(err)), None
             detail = explain_assume_denied(self._iam, self._source, target, _describe(err))
             return Step("assume role", False, timer.ms, detail), None
+        except BotoCoreError as err:  # a timeout or an unreachable endpoint
+            return Step("assume role", False, timer.ms, f"cannot reach STS: {err}"), None
         credentials = response["Credentials"]
         s3 = self._client(
             "s3",

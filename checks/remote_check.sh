@@ -7,6 +7,7 @@
 # Output, one line each (tab-separated), parsed by checks/via_ssm.py:
 #   SOURCE <caller ARN>
 #   CHECK  <service> <step> <1|0> <ms> <detail>
+#   END    <service>            (that service's steps are all reported)
 #   ERROR  <message>            (the check could not run at all)
 # A failed step's detail is the aws CLI's own error text; the sender adds cause and fix.
 # No credential is ever printed: the CLI resolves them itself from instance metadata.
@@ -42,6 +43,20 @@ emit() {  # service step ok start_ms detail
 }
 is_denied() { grep -qE '\((AccessDenied|AccessDeniedException|UnauthorizedOperation)\)' <<<"$1"; }
 
+# Runs "$@" until it succeeds, fails with something other than AccessDenied, or WAIT_SECONDS
+# are over (new IAM roles and policies take seconds to propagate); prints its output.
+retry_denied() {
+  local deadline=$(( $(now_ms) + WAIT_SECONDS * 1000 )) delay=1 out
+  while ! out=$("$@" 2>&1); do
+    if ! is_denied "$out" || [ "$(now_ms)" -ge "$deadline" ]; then
+      printf '%s' "$out"
+      return 1
+    fi
+    sleep "$delay"; delay=$(( delay < 8 ? delay * 2 : 8 ))
+  done
+  printf '%s' "$out"
+}
+
 list_bucket() {  # bucket [aws options...]
   local bucket=$1; shift
   aws s3api list-objects-v2 --bucket "$bucket" --max-items 1 --prefix "$PREFIX" \
@@ -49,7 +64,7 @@ list_bucket() {  # bucket [aws options...]
 }
 
 check_service() {  # index
-  local i=$1 name=${SERVICES[$1]} bucket=${BUCKETS[$1]} start out delay deadline
+  local i=$1 name=${SERVICES[$1]} bucket=${BUCKETS[$1]} start out
   # 1. The host's own credentials must be denied on the bucket.
   start=$(now_ms)
   if out=$(list_bucket "$bucket"); then
@@ -60,18 +75,16 @@ check_service() {  # index
     emit "$name" "direct access denied" 0 "$start" "$out"
   fi
   # 2. The service's profile assumes its role; AccessDenied is retried while IAM propagates.
-  start=$(now_ms); delay=1; deadline=$(( start + WAIT_SECONDS * 1000 ))
-  while ! out=$(aws sts get-caller-identity --profile "$name" --query Arn --output text 2>&1); do
-    if ! is_denied "$out" || [ "$(now_ms)" -ge "$deadline" ]; then
-      emit "$name" "assume role" 0 "$start" "$out"
-      return
-    fi
-    sleep "$delay"; delay=$(( delay < 8 ? delay * 2 : 8 ))
-  done
-  emit "$name" "assume role" 1 "$start" "profile $name assumed $out"
-  # 3. List, put (never overwriting), read back, delete.
   start=$(now_ms)
-  if out=$(list_bucket "$bucket" --profile "$name"); then
+  if ! out=$(retry_denied aws sts get-caller-identity --profile "$name" --query Arn --output text); then
+    emit "$name" "assume role" 0 "$start" "$out"
+    return
+  fi
+  emit "$name" "assume role" 1 "$start" "profile $name assumed $out"
+  # 3. List (the role's own policy may still be propagating), put (never overwriting), read
+  #    back, delete.
+  start=$(now_ms)
+  if out=$(retry_denied list_bucket "$bucket" --profile "$name"); then
     emit "$name" "list" 1 "$start" "listed $bucket"
   else
     emit "$name" "list" 0 "$start" "$out"
@@ -127,13 +140,27 @@ check_service() {  # index
   fi
 }
 
+# Right after `pulumi up` the agent can answer before cloud-init has written the profiles.
+if command -v cloud-init >/dev/null 2>&1; then
+  cloud-init status --wait >/dev/null 2>&1
+fi
+if [ ! -r "$AWS_CONFIG_FILE" ]; then
+  printf 'ERROR\tno profiles file at %s: the stack'"'"'s user data has not run here\n' "$AWS_CONFIG_FILE"
+  exit 2
+fi
+# The put must never overwrite; aws CLI releases before August 2024 cannot say so.
+if ! aws s3api put-object --generate-cli-skeleton input 2>/dev/null | grep -q IfNoneMatch; then
+  printf 'ERROR\tthis aws CLI (%s) has no put-object --if-none-match; use a newer AMI\n' \
+    "$(aws --version 2>&1 | tr '\t\n' '  ')"
+  exit 2
+fi
 if ! out=$(aws sts get-caller-identity --query Arn --output text 2>&1); then
   printf 'ERROR\tthe host has no usable credentials: %s\n' "$(printf '%s' "$out" | tr '\t\n' '  ')"
   exit 2
 fi
 printf 'SOURCE\t%s\n' "$out"
 for i in "${CHECKED[@]}"; do
-  check_service "$i" > "$workdir/$i.out" &
+  { check_service "$i"; printf 'END\t%s\n' "${SERVICES[$i]}"; } > "$workdir/$i.out" &
 done
 wait
 status=0

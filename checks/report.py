@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -70,7 +71,8 @@ def write_json(report: Report, out: IO[str]) -> None:
 def write_table(report: Report, out: IO[str]) -> None:
     """One row per service and step: PASS/FAIL, latency, and the cause and fix of failures."""
     console = Console(file=out, width=120, soft_wrap=False)
-    table = Table(title=f"ec2-assume-role check as {report.source}", title_justify="left")
+    # AWS error texts hold brackets (`[profile a]`); they are data, never rich markup.
+    table = Table(title=f"ec2-assume-role check as {escape(report.source)}", title_justify="left")
     for column, justify in (("service", "left"), ("step", "left"), ("result", "left")):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     table.add_column("ms", justify="right", no_wrap=True)
@@ -78,7 +80,13 @@ def write_table(report: Report, out: IO[str]) -> None:
     for name, result in report.services.items():
         for index, step in enumerate(result.steps):
             verdict = "[green]PASS[/]" if step.ok else "[bold red]FAIL[/]"
-            table.add_row(name if index == 0 else "", step.name, verdict, str(step.ms), step.detail)
+            table.add_row(
+                escape(name) if index == 0 else "",
+                escape(step.name),
+                verdict,
+                str(step.ms),
+                escape(step.detail),
+            )
         table.add_section()
     console.print(table)
     passed = sum(r.ok for r in report.services.values())
@@ -97,5 +105,5 @@ def write_matrix(
     for column in names:
         table.add_column(column, no_wrap=True)
     for principal, cells in rows.items():
-        table.add_row(principal, *(cells[c] for c in names))
+        table.add_row(escape(principal), *(cells[c] for c in names))
     console.print(table)

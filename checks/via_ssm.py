@@ -18,7 +18,7 @@ from importlib.resources import files
 from typing import IO, Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from checks.diagnose import explain_assume_denied
 from checks.explain import DENIED, code_of, not_denied, over_privileged, s3_failure
@@ -34,6 +34,8 @@ S3_ACTIONS = {
     "delete": "s3:DeleteObject",
 }
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
+OUTPUT_LIMIT = 24_000
+"""GetCommandInvocation returns at most this many characters of a command's output."""
 FINISHED = frozenset({"Success", "Failed"})  # Failed: the script exited 1, a step failed
 
 
@@ -92,9 +94,14 @@ def _explain(
 def parse_output(
     stdout: str, targets: Targets, checked: Sequence[str], explain_assume: ExplainAssume
 ) -> Report:
-    """Turn the host's SOURCE/CHECK/ERROR lines into a report."""
+    """Turn the host's SOURCE/CHECK/END/ERROR lines into a report.
+
+    A service whose END line is missing did not report every step (SSM cut the output, or the
+    script was stopped): it fails, rather than passing on the steps that did arrive.
+    """
     source = ""
     results = {name: ServiceResult() for name in checked}
+    ended: set[str] = set()
     for line in stdout.splitlines():
         kind, _, rest = line.partition("\t")
         fields = rest.split("\t")
@@ -102,6 +109,8 @@ def parse_output(
             raise RemoteCheckError(f"the check could not run on the host: {rest}")
         if kind == "SOURCE":
             source = rest
+        elif kind == "END":
+            ended.add(rest)
         elif kind == "CHECK" and len(fields) == 5 and fields[0] in results:
             name, step, ok, ms, detail = fields
             target = targets.services[name]
@@ -111,7 +120,23 @@ def parse_output(
     if not source:
         shown = stdout.strip()[:200] or "nothing"
         raise RemoteCheckError(f"the host printed no check result (it printed {shown!r})")
+    cut = len(stdout) >= OUTPUT_LIMIT
+    for name in sorted(set(checked) - ended):
+        why = (
+            f"SSM returns only the first {OUTPUT_LIMIT:,} characters of output"
+            if cut
+            else "the script stopped before it finished"
+        )
+        detail = f"the host's report for {name} is incomplete: {why}. Fix: check fewer services "
+        results[name].steps.append(Step("report complete", False, 0, detail + "at once."))
     return Report(source=source, services=results)
+
+
+def _message(err: ClientError) -> str:
+    """One line, however the error body came back (a proxy or emulator may send raw XML)."""
+    error = err.response.get("Error", {})
+    text = f"{error.get('Code', 'Unknown')}: {error.get('Message', '')}".rstrip(": ")
+    return " ".join(text.split())[:400]
 
 
 class SsmCommand:
@@ -151,11 +176,13 @@ class SsmCommand:
             except ClientError as err:
                 code = err.response.get("Error", {}).get("Code")
                 waited = self._clock() - start
-                if code != "InvalidInstanceId" or waited >= register_seconds:
+                if code != "InvalidInstanceId":
+                    raise RemoteCheckError(f"ssm:SendCommand failed: {_message(err)}") from None
+                if waited >= register_seconds:
                     raise RemoteCheckError(
-                        f"SSM cannot run commands on {instance_id} ({code}); it needs a running "
-                        "SSM agent, AmazonSSMManagedInstanceCore on its role, and a route to the "
-                        "SSM endpoints"
+                        f"{instance_id} did not register with SSM in {waited:.0f}s; it needs a "
+                        "running SSM agent, AmazonSSMManagedInstanceCore on its role, and a "
+                        "route to the SSM endpoints"
                     ) from None
                 self._say(f"waiting for {instance_id} to register with SSM ({waited:.0f}s)")
                 self._sleep(self._poll)
@@ -171,7 +198,9 @@ class SsmCommand:
                 status = str(invocation["Status"])
             except ClientError as err:
                 if err.response.get("Error", {}).get("Code") != "InvocationDoesNotExist":
-                    raise
+                    raise RemoteCheckError(
+                        f"ssm:GetCommandInvocation failed: {_message(err)}"
+                    ) from None
                 status = "Pending"  # SSM has not created the invocation yet
             else:
                 if status in FINISHED:
@@ -204,8 +233,15 @@ def run_via_ssm(
     run_seconds = int(wait_seconds) + 300
     runner = command(ssm)
     script = render_script(targets, checked, wait_seconds)
-    command_id = runner.send(targets.host_instance_id, script, run_seconds, register_seconds)
-    invocation = runner.wait(command_id, targets.host_instance_id, run_seconds + 60)
+    try:
+        command_id = runner.send(targets.host_instance_id, script, run_seconds, register_seconds)
+        invocation = runner.wait(command_id, targets.host_instance_id, run_seconds + 60)
+    except NoCredentialsError:
+        raise UsageError(
+            "no usable AWS credentials to send the SSM command: set AWS_PROFILE or AWS_*"
+        ) from None
+    except BotoCoreError as err:
+        raise RemoteCheckError(f"cannot reach SSM: {err}") from None
     if invocation.get("StandardErrorContent"):
         log.info("host stderr: %s", invocation["StandardErrorContent"].strip())
 

@@ -385,3 +385,37 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: Any, argv: list[str], mess
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.count("\n") == 1, err
+
+
+def test_table_shows_aws_error_text_literally() -> None:
+    """AWS and CLI messages contain brackets; they must not be read as rich markup."""
+    import io
+
+    from checks.report import Report, ServiceResult, Step, write_table
+
+    detail = "The config profile [profile a] could not be found [/bold]"
+    report = Report("arn:[x]", {"a": ServiceResult([Step("list", False, 1, detail)])})
+    out = io.StringIO()
+    write_table(report, out)
+    text = " ".join(out.getvalue().split())
+    assert "[profile a]" in text and "[/bold]" in text and "arn:[x]" in text
+
+
+def test_unreachable_sts_is_a_failed_step_not_a_crash(
+    enforced: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timeout on AssumeRole fails that service's step; the run still reports."""
+    from botocore.exceptions import EndpointConnectionError
+
+    world = build(Wiring(services=("service-a",)))
+    checker = Checker(world.session(), parse_outputs(world.outputs, "t"), CheckOptions(0))
+
+    def unreachable(**_kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://sts.amazonaws.com")
+
+    monkeypatch.setattr(checker._sts, "assume_role", unreachable)
+    with aws_iam_rules():
+        report = checker.run([])
+    assume = report.services["service-a"].steps[1]
+    assert assume.name == "assume role" and not assume.ok
+    assert "cannot reach STS" in assume.detail

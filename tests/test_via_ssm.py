@@ -255,6 +255,8 @@ def test_parse_output_explains_each_kind_of_failure() -> None:
             "CHECK\tb\tget\t0\t3\tMISMATCH read back bytes that differ from those written",
             "CHECK\tb\tisolation\t0\t9\tALLOWED a",
             "noise that is not part of the protocol",
+            "END\ta",
+            "END\tb",
         ]
     )
     seen: list[str] = []
@@ -271,6 +273,54 @@ def test_parse_output_explains_each_kind_of_failure() -> None:
     assert b[1].detail.startswith("MISMATCH")
     assert "b's role can list a-bucket" in b[2].detail
     assert [s.ms for s in a] == [5, 7] and not report.ok
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_service_whose_report_ended_early_fails(cut: bool) -> None:
+    """Steps that never arrived must not read as a pass: SSM keeps only 24,000 characters."""
+    lines = [
+        "SOURCE\tarn:aws:sts::123456789012:assumed-role/host/i-1",
+        "CHECK\ta\tdirect access denied\t1\t5\tdenied",
+        "CHECK\ta\tassume role\t1\t5\tassumed",
+        "END\ta",
+        "CHECK\tb\tdirect access denied\t1\t5\tdenied",
+    ]
+    stdout = "\n".join(lines) + ("\n" + "x" * 24_000 if cut else "")
+    report = parse_output(stdout, TARGETS, ["a", "b"], lambda *_: "")
+    assert report.services["a"].ok
+    last = report.services["b"].steps[-1]
+    assert last.name == "report complete" and not last.ok and not report.ok
+    assert ("24,000 characters" in last.detail) is cut, last.detail
+
+
+def test_script_stops_with_one_line_when_the_profiles_are_missing(tmp_path: Path) -> None:
+    """Right after boot the user data may not have written the profiles yet: say so."""
+    agent = HostAgent("http://127.0.0.1:9", {}, tmp_path / "missing-config")
+    done = agent.run(render_script(TARGETS, ["a"], 0))
+    assert done.returncode == 2
+    with pytest.raises(RemoteCheckError, match=r"no profiles file at .*missing-config"):
+        parse_output(done.stdout, TARGETS, ["a"], lambda *_: "")
+
+
+def test_ssm_errors_are_one_clear_line(
+    server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A caller who may not send SSM commands gets one line naming the refusal, exit 1."""
+    from checks.cli import main
+
+    world = build(Wiring(services=("service-a",)))
+    outputs = world.write_outputs(tmp_path)
+    for name, value in world.environment().items():  # the host role may not use SSM
+        monkeypatch.setenv(name, value)
+    with aws_iam_rules():
+        code = main(["--outputs", str(outputs), "--via-ssm"])
+    err = capsys.readouterr().err
+    assert code == 1 and "ssm:SendCommand failed" in err, err
+    assert "AccessDenied" in err and "not authorized to perform: ssm:SendCommand" in err
+    assert "Traceback" not in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
