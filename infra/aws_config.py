@@ -50,6 +50,7 @@ cat > {CONFIG_PATH} <<'{_HEREDOC}'
 {aws_config.rstrip()}
 {_HEREDOC}
 chmod 0644 {CONFIG_PATH}
+install -d -m 0755 /etc/profile.d
 echo 'export AWS_CONFIG_FILE={CONFIG_PATH}' > /etc/profile.d/aws-config.sh
 grep -qx 'AWS_CONFIG_FILE={CONFIG_PATH}' /etc/environment \\
   || echo 'AWS_CONFIG_FILE={CONFIG_PATH}' >> /etc/environment
