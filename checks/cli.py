@@ -14,10 +14,15 @@ import boto3
 from botocore.exceptions import BotoCoreError
 
 from checks.expectations import Checker, CheckOptions
-from checks.rehearsal.run import RehearsalError
 from checks.report import Report, write_json, write_table
-from checks.targets import Targets, UsageError, load_outputs_file, load_stack_outputs
-from checks.via_ssm import RemoteCheckError, run_via_ssm
+from checks.targets import (
+    CheckError,
+    Targets,
+    UsageError,
+    load_outputs_file,
+    load_stack_outputs,
+)
+from checks.via_ssm import run_via_ssm
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"checks: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except (RemoteCheckError, RehearsalError) as err:
+    except CheckError as err:
         print(f"checks: failed: {err}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

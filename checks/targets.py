@@ -24,6 +24,10 @@ class UsageError(Exception):
     """Bad input or usage: the check exits 2 with this one-line message."""
 
 
+class CheckError(Exception):
+    """The check could not run (SSM, the emulator): it exits 1 with this one-line message."""
+
+
 @dataclass(frozen=True)
 class ServiceTarget:
     name: str

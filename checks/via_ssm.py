@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from checks.diagnose import explain_assume_denied
 from checks.explain import DENIED, code_of, not_denied, over_privileged, s3_failure
 from checks.report import Report, ServiceResult, Step
-from checks.targets import ServiceTarget, Targets, UsageError
+from checks.targets import CheckError, ServiceTarget, Targets, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ OUTPUT_LIMIT = 24_000
 FINISHED = frozenset({"Success", "Failed"})  # Failed: the script exited 1, a step failed
 
 
-class RemoteCheckError(Exception):
+class RemoteCheckError(CheckError):
     """The check could not run on the host; one line, exit 1."""
 
 

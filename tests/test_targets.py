@@ -81,3 +81,18 @@ def test_malformed_outputs_name_the_key(change: dict[str, object], message: str)
     """Each malformed output names the key at fault."""
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_outputs({**OUTPUTS, **change}, "outputs.json")
+
+
+def test_the_live_check_needs_only_boto3_and_rich() -> None:
+    """On a host, `python -m checks` must not drag in Pulumi, moto or PyYAML: those belong to
+    the rehearsal, which imports them only when asked to run."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, checks.cli, checks.expectations, checks.via_ssm; "
+        "print(sorted(m for m in ('pulumi', 'pulumi_aws', 'moto', 'yaml', 'infra') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

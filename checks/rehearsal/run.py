@@ -27,7 +27,7 @@ from checks.expectations import Checker, CheckOptions
 from checks.rehearsal import matrix
 from checks.rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
 from checks.report import Report
-from checks.targets import Targets, UsageError, parse_outputs
+from checks.targets import CheckError, Targets, UsageError, parse_outputs
 from infra.config import ConfigError
 from infra.mock_program import PROGRAM, evaluate
 
@@ -43,7 +43,7 @@ EMULATOR_ENV = {
 HIDDEN_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
 
 
-class RehearsalError(Exception):
+class RehearsalError(CheckError):
     """The emulator could not deploy the program (a gap in the emulator, or a moto error)."""
 
 
