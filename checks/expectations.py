@@ -24,7 +24,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from checks.diagnose import explain_assume_denied
-from checks.explain import DENIED, not_denied, over_privileged, s3_failure
+from checks.explain import (
+    DENIED,
+    describe,
+    error_code,
+    not_denied,
+    over_privileged,
+    s3_failure,
+)
 from checks.report import Report, ServiceResult, Step
 from checks.targets import ServiceTarget, Targets, UsageError
 from checks.trust import role_of
@@ -40,17 +47,6 @@ CREDENTIAL_ERRORS = frozenset(
     {"InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
 )
 MAX_BACKOFF_SECONDS = 8.0
-
-
-def error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _describe(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        message = err.response.get("Error", {}).get("Message", "")
-        return f"{error_code(err)}: {message}".rstrip(": ")
-    return f"{type(err).__name__}: {err}"
 
 
 @dataclass(frozen=True)
@@ -110,8 +106,8 @@ class Checker:
             ) from None
         except ClientError as err:
             if error_code(err) in CREDENTIAL_ERRORS:
-                raise UsageError(f"AWS rejected the credentials: {_describe(err)}") from None
-            raise UsageError(f"sts:GetCallerIdentity failed: {_describe(err)}") from None
+                raise UsageError(f"AWS rejected the credentials: {describe(err)}") from None
+            raise UsageError(f"sts:GetCallerIdentity failed: {describe(err)}") from None
         except BotoCoreError as err:
             raise UsageError(f"cannot reach AWS STS: {err}") from None
 
@@ -185,8 +181,8 @@ class Checker:
             )
         except ClientError as err:
             if error_code(err) not in DENIED:
-                return Step("assume role", False, timer.ms, _describe(err)), None
-            detail = explain_assume_denied(self._iam, self._source, target, _describe(err))
+                return Step("assume role", False, timer.ms, describe(err)), None
+            detail = explain_assume_denied(self._iam, self._source, target, describe(err))
             return Step("assume role", False, timer.ms, detail), None
         except BotoCoreError as err:  # a timeout or an unreachable endpoint
             return Step("assume role", False, timer.ms, f"cannot reach STS: {err}"), None
@@ -229,7 +225,7 @@ class Checker:
                 steps.append(Step("put", False, timer.ms, _explain(err, "s3:PutObject", target)))
             except BotoCoreError as err:
                 written = True  # the request may have landed: clean up to be sure
-                steps.append(Step("put", False, timer.ms, _describe(err)))
+                steps.append(Step("put", False, timer.ms, describe(err)))
             if written and steps[-1].ok:
                 steps.append(self._read_back(s3, owner, key, body, target))
         finally:
@@ -271,9 +267,9 @@ class Checker:
         except ClientError as err:
             if error_code(err) in DENIED:
                 return Step(step, True, timer.ms, f"{who} is denied on {target.bucket_name}")
-            return Step(step, False, timer.ms, not_denied(_describe(err)))
+            return Step(step, False, timer.ms, not_denied(describe(err)))
         except BotoCoreError as err:
-            return Step(step, False, timer.ms, not_denied(_describe(err)))
+            return Step(step, False, timer.ms, not_denied(describe(err)))
         return Step(step, False, timer.ms, over_privileged(who, target))
 
     def _isolation(self, s3: Any, target: ServiceTarget) -> Step:
@@ -292,4 +288,4 @@ class Checker:
 
 def _explain(err: Exception, action: str, target: ServiceTarget) -> str:
     code = error_code(err) if isinstance(err, ClientError) else None
-    return s3_failure(code, _describe(err), action, target)
+    return s3_failure(code, describe(err), action, target)

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import re
 
+from botocore.exceptions import ClientError
+
 from checks.targets import ServiceTarget
 
 DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _CLI_ERROR = re.compile(r"An error occurred \((?P<code>[\w.]+)\)")
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def describe(err: Exception) -> str:
+    """`Code: message` for an AWS error, `Type: text` for anything else."""
+    if isinstance(err, ClientError):
+        message = err.response.get("Error", {}).get("Message", "")
+        return f"{error_code(err)}: {message}".rstrip(": ")
+    return f"{type(err).__name__}: {err}"
 
 
 def code_of(message: str) -> str | None:

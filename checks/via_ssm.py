@@ -21,7 +21,15 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from checks.diagnose import explain_assume_denied
-from checks.explain import DENIED, code_of, not_denied, over_privileged, s3_failure
+from checks.explain import (
+    DENIED,
+    code_of,
+    describe,
+    error_code,
+    not_denied,
+    over_privileged,
+    s3_failure,
+)
 from checks.report import Report, ServiceResult, Step
 from checks.targets import CheckError, ServiceTarget, Targets, UsageError
 
@@ -134,9 +142,7 @@ def parse_output(
 
 def _message(err: ClientError) -> str:
     """One line, however the error body came back (a proxy or emulator may send raw XML)."""
-    error = err.response.get("Error", {})
-    text = f"{error.get('Code', 'Unknown')}: {error.get('Message', '')}".rstrip(": ")
-    return " ".join(text.split())[:400]
+    return " ".join(describe(err).split())[:400]
 
 
 class SsmCommand:
@@ -174,7 +180,7 @@ class SsmCommand:
                 )
                 return str(response["Command"]["CommandId"])
             except ClientError as err:
-                code = err.response.get("Error", {}).get("Code")
+                code = error_code(err)
                 waited = self._clock() - start
                 if code != "InvalidInstanceId":
                     raise RemoteCheckError(f"ssm:SendCommand failed: {_message(err)}") from None
@@ -197,7 +203,7 @@ class SsmCommand:
                 )
                 status = str(invocation["Status"])
             except ClientError as err:
-                if err.response.get("Error", {}).get("Code") != "InvocationDoesNotExist":
+                if error_code(err) != "InvocationDoesNotExist":
                     raise RemoteCheckError(
                         f"ssm:GetCommandInvocation failed: {_message(err)}"
                     ) from None

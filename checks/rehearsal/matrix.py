@@ -15,7 +15,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from checks.expectations import RESERVED_PREFIX
-from checks.explain import DENIED
+from checks.explain import DENIED, error_code
 from checks.targets import Targets
 
 PROBE_KEY = f"{RESERVED_PREFIX}matrix-probe"
@@ -26,7 +26,7 @@ def _allowed(call: Any, **kwargs: Any) -> bool:
     try:
         call(**kwargs)
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in DENIED:
+        if error_code(err) in DENIED:
             return False
         raise
     return True
