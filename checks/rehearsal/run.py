@@ -125,29 +125,26 @@ def _inspector(region: str) -> Any:
 
 def _check(targets: Targets, outputs: Mapping[str, Any], options: CheckOptions) -> Report:
     sts = boto3.client("sts", region_name=targets.region)
+    # Each service role's session: named after its instance where it has one (dedicated), so
+    # the same session serves as that service's caller and as its row of the matrix.
+    instances: Mapping[str, str] = outputs.get("instances", {})
+    roles = {
+        name: _session(sts, t.role_arn, instances.get(name, "rehearsal-matrix"), targets.region)
+        for name, t in targets.services.items()
+    }
+    sessions = {f"{name} role": session for name, session in roles.items()}
     if targets.topology == "shared":
         host = _session(
             sts, str(targets.host_role_arn), str(targets.host_instance_id), targets.region
         )
-        sessions = {"host role": host}
-        callers = {"": host}
+        sessions = {"host role": host, **sessions}
+        callers = [host]
     else:
-        instances = outputs["instances"]
-        callers = {
-            name: _session(sts, t.role_arn, instances[name], targets.region)
-            for name, t in targets.services.items()
-        }
-        sessions = {}
-    sessions.update(
-        {
-            f"{name} role": _session(sts, t.role_arn, "rehearsal-matrix", targets.region)
-            for name, t in targets.services.items()
-        }
-    )
+        callers = list(roles.values())
     admin_s3 = boto3.client("s3", region_name=targets.region)
     matrix.plant_probes(admin_s3, targets)
     with aws_iam_rules():
-        reports = [Checker(s, targets, options).run([]) for s in callers.values()]
+        reports = [Checker(s, targets, options).run([]) for s in callers]
         access = matrix.probe(sessions, targets)
     matrix.remove_probes(admin_s3, targets)
     report = Report(
