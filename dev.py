@@ -26,8 +26,15 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 SCHEMA = ("--builtin-schema", "vendor.github-workflows")
 
 
+def _venv_bin(name: str) -> Path:
+    """An executable in .venv (zizmor ships a binary console script, not a Python module)."""
+    if os.name == "nt":
+        return VENV / "Scripts" / f"{name}.exe"
+    return VENV / "bin" / name
+
+
 def _python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return _venv_bin("python")
 
 
 def _shown(arg: str | Path) -> str:
@@ -61,13 +68,6 @@ def ensure_env() -> Path:
     return _python()
 
 
-def _tool(name: str) -> Path:
-    """A console script installed in .venv (zizmor ships a binary, not a Python module)."""
-    if os.name == "nt":
-        return VENV / "Scripts" / f"{name}.exe"
-    return VENV / "bin" / name
-
-
 def test(extra: list[str]) -> int:
     python = ensure_env()
     workflows = sorted(str(p.relative_to(ROOT)) for p in WORKFLOWS.glob("*.yml"))
@@ -80,7 +80,7 @@ def test(extra: list[str]) -> int:
         ("mypy", (python, "-m", "mypy")),
         # The CI workflows: zizmor audits them for security mistakes (offline: it needs no
         # GitHub API), and check-jsonschema validates them against the bundled workflow schema.
-        ("zizmor", (_tool("zizmor"), "--offline", "--strict-collection", ".github/workflows")),
+        ("zizmor", (_venv_bin("zizmor"), "--offline", "--strict-collection", ".github/workflows")),
         ("check-jsonschema", (python, "-m", "check_jsonschema", *SCHEMA, *workflows)),
     ]
     for label, command in checks:
