@@ -14,6 +14,8 @@ import pytest
 from conftest import ACCOUNT, AMI, Run, physical, stack_config
 from iam_lint import findings
 
+from checks.trust import as_list
+
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
@@ -33,10 +35,6 @@ def _statements(document: str) -> list[dict[str, Any]]:
     return list(parsed["Statement"])
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def _inline_policies(run: Run, role_name: str) -> list[Any]:
     return [p for p in run.of_type(ROLE_POLICY) if p.inputs["role"] == physical(role_name)]
 
@@ -45,7 +43,7 @@ def _aws_principals(trust: str) -> list[str]:
     return [
         principal
         for s in _statements(trust)
-        for principal in _as_list(s.get("Principal", {}).get("AWS", []))
+        for principal in as_list(s.get("Principal", {}).get("AWS", []))
     ]
 
 
@@ -126,8 +124,8 @@ def test_each_service_role_reaches_only_its_own_bucket(any_topology: Run) -> Non
         grants = {
             (resource, action)
             for s in _statements(policy.inputs["policy"])
-            for resource in _as_list(s["Resource"])
-            for action in _as_list(s["Action"])
+            for resource in as_list(s["Resource"])
+            for action in as_list(s["Action"])
         }
         own = out["bucketArn"]
         assert grants == {
@@ -333,10 +331,10 @@ def test_nothing_is_wildcarded_or_longer_than_an_hour(any_topology: Run) -> None
     for policy in any_topology.of_type(ROLE_POLICY):
         allows = [s for s in _statements(policy.inputs["policy"]) if s["Effect"] == "Allow"]
         for statement in allows:
-            assert all(a != "*" and not a.endswith(":*") for a in _as_list(statement["Action"])), (
+            assert all(a != "*" and not a.endswith(":*") for a in as_list(statement["Action"])), (
                 policy.name
             )
-            assert "*" not in _as_list(statement["Resource"]), policy.name
+            assert "*" not in as_list(statement["Resource"]), policy.name
     for role in any_topology.of_type(ROLE):
         assert role.inputs["maxSessionDuration"] <= 3600, role.name
 
