@@ -1,36 +1,53 @@
 """Stack configuration: read once, validate everything, before any resource is registered.
 
-`parse_config` is a pure function over the raw values (strings or already-decoded YAML), so the
-program, the rehearsal and the tests share one set of rules and one set of messages.
+`parse_config` is a pure function over the raw values (strings, as Pulumi hands them to the
+program, or already-decoded YAML), so the program, the rehearsal and the tests share one set of
+rules and one set of messages. Every problem is collected, so a user sees all of them at once,
+one line each; then `infra.quotas` proves that the stack fits AWS's size limits.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import pulumi
 
+from infra.errors import ConfigError, ConfigProblems
+from infra.partition import Partition, partition_of_region
+
 NAMESPACE = "ec2-assume-role"
 
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # family[generation][attributes].size, e.g. t3.micro, c7gn.16xlarge, u-6tb1.metal.
-INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$")
-AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+")
+AMI_ID = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+SUBNET_ID = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 PRINCIPAL_ARN = re.compile(
-    r"^arn:aws(?:-cn|-us-gov|-iso[a-z-]*)?:(?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]+"
-    r"|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)$"
+    r"arn:(?P<partition>aws(?:-cn|-us-gov|-iso[a-z-]*)?):"
+    r"(?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)"
 )
 
 # The service name starts its bucket's name, and S3 reserves these prefixes.
 RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+# Each service becomes `[profile <name>]` in the host's AWS config file, next to `[default]`,
+# which every process without AWS_PROFILE uses: a service named so would take it over.
+RESERVED_SERVICE_NAMES = {
+    "default": "it would become [profile default], the profile of every process on the host "
+    "that sets no AWS_PROFILE, handing them this service's bucket",
+}
+MAX_SERVICES = 300
+"""The largest stack supported; README "Supported sizes" gives the reasons."""
 DEFAULT_INSTANCE_TYPE = "t3.micro"
-SERVICE_KEYS = frozenset({"name", "versioning"})
+DEFAULT_HOP_LIMIT = 2
+SERVICE_KEYS = ("name", "versioning")
 
 
 class Topology(StrEnum):
@@ -38,10 +55,6 @@ class Topology(StrEnum):
     """Development: one host whose role assumes every service role."""
     DEDICATED = "dedicated"
     """Production: one instance per service, carrying that service's role."""
-
-
-class ConfigError(pulumi.RunError):
-    """Invalid stack configuration. A RunError, so `pulumi up` prints the message, no traceback."""
 
 
 @dataclass(frozen=True)
@@ -66,125 +79,15 @@ class StackConfig:
     """IAM ARNs that may assume the host role in addition to EC2 (e.g. an operator)."""
     force_destroy: bool = False
     """Only when true may `pulumi destroy` delete buckets that still hold objects."""
+    host_instance_id: str | None = None
+    """Shared topology: adopt this existing instance as the dev host instead of creating one."""
+    metadata_hop_limit: int = DEFAULT_HOP_LIMIT
+    """IMDS hop limit of the instances the stack creates: 2 lets containers reach metadata."""
+    region: str = "us-east-1"
+    partition: Partition = Partition.AWS
 
 
-def _fail(key: str, value: Any, fix: str) -> ConfigError:
-    shown = json.dumps(value) if not isinstance(value, str) else repr(value)
-    return ConfigError(f"invalid config {NAMESPACE}:{key} = {shown}: {fix}")
-
-
-def _decode(key: str, value: Any) -> Any:
-    """Pulumi hands structured config to the program as JSON text; YAML callers pass objects."""
-    if isinstance(value, str) and value[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as err:
-            raise _fail(key, value, f"not valid JSON ({err.msg})") from None
-    return value
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise _fail(key, value, "use true or false")
-
-
-def _optional_id(key: str, value: Any, pattern: re.Pattern[str], example: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not pattern.match(value):
-        raise _fail(key, value, f"expected an id like {example}, or leave it unset")
-    return value
-
-
-def _services(value: Any) -> tuple[ServiceConfig, ...]:
-    fix = "set a list like [{name: service-a}, {name: service-b, versioning: true}]"
-    if value is None:
-        raise _fail("services", None, f"required; {fix}")
-    value = _decode("services", value)
-    if not isinstance(value, list) or not value:
-        raise _fail("services", value, f"must be a non-empty list; {fix}")
-    services: list[ServiceConfig] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(value):
-        key = f"services[{index}]"
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise _fail(key, entry, "each service needs a name, e.g. {name: service-a}")
-        unknown = sorted(set(entry) - SERVICE_KEYS)
-        if unknown:
-            raise _fail(key, entry, f"unknown field(s) {unknown}; allowed: name, versioning")
-        name = entry["name"]
-        if not isinstance(name, str) or not SERVICE_NAME.match(name):
-            raise _fail(
-                f"{key}.name",
-                name,
-                "use lowercase letters, digits and hyphens, starting with a letter, "
-                "at most 32 characters (e.g. service-a)",
-            )
-        if name.startswith(RESERVED_BUCKET_PREFIXES):
-            raise _fail(
-                f"{key}.name",
-                name,
-                "S3 reserves bucket names starting xn--, sthree- or amzn-s3-demo-",
-            )
-        if name in seen:
-            raise _fail(f"{key}.name", name, "service names must be unique")
-        seen.add(name)
-        versioning = _bool(f"{key}.versioning", entry.get("versioning") or False)
-        services.append(ServiceConfig(name=name, versioning=versioning))
-    return tuple(services)
-
-
-def _principals(value: Any) -> tuple[str, ...]:
-    value = _decode("trustedPrincipals", value)
-    if value is None or value == "":
-        return ()
-    if not isinstance(value, list):
-        raise _fail("trustedPrincipals", value, "must be a list of IAM role or user ARNs")
-    for index, principal in enumerate(value):
-        key = f"trustedPrincipals[{index}]"
-        if principal == "*":
-            raise _fail(key, principal, "a wildcard would let anyone assume the host role")
-        if isinstance(principal, str) and principal.endswith(":root"):
-            raise _fail(key, principal, "an account root trusts every identity in it; name one")
-        if not isinstance(principal, str) or not PRINCIPAL_ARN.match(principal):
-            raise _fail(
-                key, principal, "expected an ARN like arn:aws:iam::123456789012:role/operator"
-            )
-    return tuple(value)
-
-
-def parse_config(raw: Mapping[str, Any]) -> StackConfig:
-    """Validate the raw config values (keys without the namespace) into a StackConfig."""
-    services = _services(raw.get("services"))
-    topology_value = raw.get("topology") or Topology.SHARED.value
-    try:
-        topology = Topology(topology_value)
-    except ValueError:
-        raise _fail("topology", topology_value, "use shared or dedicated") from None
-    instance_type = raw.get("instanceType") or DEFAULT_INSTANCE_TYPE
-    if not isinstance(instance_type, str) or not INSTANCE_TYPE.match(instance_type):
-        raise _fail("instanceType", instance_type, "expected an EC2 type like t3.micro")
-    principals = _principals(raw.get("trustedPrincipals"))
-    if principals and topology is Topology.DEDICATED:
-        raise _fail(
-            "trustedPrincipals", list(principals), "only the shared topology has a host role"
-        )
-    return StackConfig(
-        services=services,
-        topology=topology,
-        instance_type=instance_type,
-        ami_id=_optional_id("amiId", raw.get("amiId"), AMI_ID, "ami-0123456789abcdef0"),
-        subnet_id=_optional_id(
-            "subnetId", raw.get("subnetId"), SUBNET_ID, "subnet-0123456789abcdef0"
-        ),
-        trusted_principals=principals,
-        force_destroy=_bool("forceDestroy", raw.get("forceDestroy") or False),
-    )
-
-
+# Every key of the namespace; Pulumi.yaml declares each but `services` with its default.
 KEYS = (
     "services",
     "topology",
@@ -193,10 +96,320 @@ KEYS = (
     "subnetId",
     "trustedPrincipals",
     "forceDestroy",
+    "hostInstanceId",
+    "metadataHopLimit",
 )
 
 
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value)
+
+
+def _suggest(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]}?"
+    return f"the known ones are {', '.join(choices)}"
+
+
+class _Reader:
+    """Collects every problem; each becomes one line of the final ConfigError."""
+
+    def __init__(self) -> None:
+        self.problems = ConfigProblems(NAMESPACE)
+
+    def fail(self, key: str, value: Any, fix: str) -> None:
+        self.problems.add(f"invalid config {NAMESPACE}:{key} = {_shown(value)}: {fix}")
+
+    def decode(self, key: str, value: Any) -> Any:
+        """Pulumi hands structured config to the program as JSON text; YAML passes objects."""
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as err:
+                self.fail(key, value, f"not valid JSON ({err.msg})")
+                return None
+        return value
+
+    def boolean(self, key: str, value: Any, default: bool, *, text: bool = True) -> bool:
+        """true/false only: no 0, "", [] or "yes". Top-level values arrive as text."""
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if text and value in ("true", "false"):
+            return bool(value == "true")
+        self.fail(key, value, "use true or false")
+        return default
+
+    def pattern(
+        self, key: str, value: Any, pattern: re.Pattern[str], fix: str, *, optional: bool = True
+    ) -> str | None:
+        if optional and (value is None or value == ""):
+            return None
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            self.fail(key, value, fix)
+            return None
+        return value
+
+
+def _service_entry(reader: _Reader, index: int, entry: Any) -> ServiceConfig | None:
+    key = f"services[{index}]"
+    if not isinstance(entry, dict) or "name" not in entry:
+        reader.fail(key, entry, "each service needs a name, e.g. {name: service-a}")
+        return None
+    for field in sorted(set(entry) - set(SERVICE_KEYS)):
+        hint = _suggest(field, SERVICE_KEYS)
+        reader.fail(f"{key}.{field}", entry[field], f"unknown field; {hint}")
+    name = entry["name"]
+    if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
+        reader.fail(
+            f"{key}.name",
+            name,
+            "use lowercase letters, digits and hyphens, starting with a letter, "
+            "at most 32 characters (e.g. service-a)",
+        )
+        return None
+    if name.startswith(RESERVED_BUCKET_PREFIXES):
+        reader.fail(
+            f"{key}.name", name, "S3 reserves bucket names starting xn--, sthree- or amzn-s3-demo-"
+        )
+    if name in RESERVED_SERVICE_NAMES:
+        reader.fail(f"{key}.name", name, f"reserved: {RESERVED_SERVICE_NAMES[name]}")
+    # Structured values keep their JSON types: a quoted "true" is text, not a boolean.
+    versioning = reader.boolean(f"{key}.versioning", entry.get("versioning"), False, text=False)
+    return ServiceConfig(name=name, versioning=versioning)
+
+
+def _services(reader: _Reader, value: Any) -> tuple[ServiceConfig, ...]:
+    fix = "set a list like [{name: service-a}, {name: service-b, versioning: true}]"
+    if value is None:
+        reader.fail("services", None, f"required; {fix}")
+        return ()
+    value = reader.decode("services", value)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        reader.fail("services", value, f"must be a non-empty list; {fix}")
+        return ()
+    if len(value) > MAX_SERVICES:
+        reader.fail(
+            "services",
+            f"{len(value)} services",
+            f"at most {MAX_SERVICES} are supported (see the README's supported sizes); "
+            "split the services over several stacks",
+        )
+    services: list[ServiceConfig] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(value):
+        service = _service_entry(reader, index, entry)
+        if service is None:
+            continue
+        if service.name in seen:
+            reader.fail(f"services[{index}].name", service.name, "service names must be unique")
+        seen.add(service.name)
+        services.append(service)
+    return tuple(services)
+
+
+def _principals(reader: _Reader, value: Any, partition: Partition) -> tuple[str, ...]:
+    value = reader.decode("trustedPrincipals", value)
+    if value is None or value == "":
+        return ()
+    if not isinstance(value, list):
+        reader.fail("trustedPrincipals", value, "must be a list of IAM role or user ARNs")
+        return ()
+    good: list[str] = []
+    for index, principal in enumerate(value):
+        key = f"trustedPrincipals[{index}]"
+        match = PRINCIPAL_ARN.fullmatch(principal) if isinstance(principal, str) else None
+        if principal == "*":
+            reader.fail(key, principal, "a wildcard would let anyone assume the host role")
+        elif isinstance(principal, str) and principal.endswith(":root"):
+            reader.fail(key, principal, "an account root trusts every identity in it; name one")
+        elif match is None:
+            example = f"arn:{partition.value}:iam::123456789012:role/operator"
+            reader.fail(key, principal, f"expected an ARN like {example}")
+        elif match["partition"] != partition.value:
+            reader.fail(
+                key,
+                principal,
+                f"this stack's region is in partition {partition.value}; IAM cannot trust a "
+                f"principal of partition {match['partition']}",
+            )
+        else:
+            good.append(principal)
+    return tuple(good)
+
+
+def _hop_limit(reader: _Reader, value: Any) -> int:
+    if value is None:
+        return DEFAULT_HOP_LIMIT
+    number = value if type(value) is int else None
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,2}", value):
+        number = int(value)
+    if number is None or not 1 <= number <= 64:
+        reader.fail(
+            "metadataHopLimit",
+            value,
+            "use a whole number from 1 to 64: 2 lets containers reach instance metadata, "
+            "1 keeps them out",
+        )
+        return DEFAULT_HOP_LIMIT
+    return number
+
+
+def _unknown_keys(reader: _Reader, keys: Mapping[str, Any]) -> None:
+    for key in sorted(set(keys) - set(KEYS)):
+        reader.fail(key, keys[key], f"unknown key; {_suggest(key, KEYS)}")
+
+
+def parse_config(
+    raw: Mapping[str, Any], *, region: str | None = "us-east-1", stack: str = "dev"
+) -> StackConfig:
+    """Validate the raw values (keys without the namespace) into a StackConfig.
+
+    Raises one ConfigError listing every problem, one line each, before any resource exists.
+    """
+    reader = _Reader()
+    _unknown_keys(reader, raw)
+    partition = Partition.AWS
+    if region is None:
+        reader.problems.add(
+            "invalid config aws:region: not set; set it with `pulumi config set aws:region "
+            "us-east-1` (or AWS_REGION)"
+        )
+        region = "us-east-1"
+    else:
+        found = partition_of_region(region)
+        if isinstance(found, Partition):
+            partition = found
+        else:
+            reader.problems.add(f"invalid config aws:region = {region!r}: {found}")
+    services = _services(reader, raw.get("services"))
+    topology_value = raw.get("topology")
+    topology = Topology.SHARED
+    if topology_value is not None:
+        if topology_value in tuple(Topology):
+            topology = Topology(topology_value)
+        else:
+            reader.fail("topology", topology_value, "use shared or dedicated")
+    instance_type = reader.pattern(
+        "instanceType",
+        raw.get("instanceType", DEFAULT_INSTANCE_TYPE),
+        INSTANCE_TYPE,
+        "expected an EC2 type like t3.micro",
+        optional=False,
+    )
+    principals = _principals(reader, raw.get("trustedPrincipals"), partition)
+    host_instance_id = reader.pattern(
+        "hostInstanceId",
+        raw.get("hostInstanceId"),
+        INSTANCE_ID,
+        "expected an instance id like i-0123456789abcdef0, or leave it unset",
+    )
+    ami_id = reader.pattern(
+        "amiId", raw.get("amiId"), AMI_ID, "expected an id like ami-0123456789abcdef0, or unset"
+    )
+    subnet_id = reader.pattern(
+        "subnetId",
+        raw.get("subnetId"),
+        SUBNET_ID,
+        "expected an id like subnet-0123456789abcdef0, or leave it unset",
+    )
+    _topology_rules(reader, topology, principals, host_instance_id, ami_id, subnet_id)
+    config = StackConfig(
+        services=services,
+        topology=topology,
+        instance_type=instance_type or DEFAULT_INSTANCE_TYPE,
+        ami_id=ami_id,
+        subnet_id=subnet_id,
+        trusted_principals=principals,
+        force_destroy=reader.boolean("forceDestroy", raw.get("forceDestroy"), False),
+        host_instance_id=host_instance_id,
+        metadata_hop_limit=_hop_limit(reader, raw.get("metadataHopLimit")),
+        region=region,
+        partition=partition,
+    )
+    if not reader.problems:
+        from infra.quotas import quota_problems
+
+        for line in quota_problems(config, stack):
+            reader.problems.add(line)
+    reader.problems.raise_if_any()
+    return config
+
+
+def _topology_rules(
+    reader: _Reader,
+    topology: Topology,
+    principals: tuple[str, ...],
+    host_instance_id: str | None,
+    ami_id: str | None,
+    subnet_id: str | None,
+) -> None:
+    if topology is not Topology.DEDICATED:
+        if host_instance_id and (ami_id or subnet_id):
+            which = "amiId" if ami_id else "subnetId"
+            reader.fail(
+                which,
+                ami_id or subnet_id,
+                "an adopted host (hostInstanceId) keeps its own AMI and subnet; unset it",
+            )
+        return
+    if principals:
+        reader.fail("trustedPrincipals", list(principals), "only the shared topology has a host")
+    if host_instance_id:
+        reader.fail("hostInstanceId", host_instance_id, "only the shared topology has a host")
+
+
+def _stack_keys(
+    config: Mapping[str, Any], environment: Mapping[str, Any]
+) -> tuple[dict[str, Any], Callable[[str], bool]]:
+    """This namespace's keys, whether set through the config context or PULUMI_CONFIG."""
+    merged = {**environment, **config}
+    prefix = f"{NAMESPACE}:"
+    ours = {key[len(prefix) :]: value for key, value in merged.items() if key.startswith(prefix)}
+
+    def near_miss(key: str) -> bool:
+        namespace = key.split(":", 1)[0]
+        return namespace != NAMESPACE and bool(
+            difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.8)
+        )
+
+    return ours, near_miss
+
+
 def load_config() -> StackConfig:
-    """Read this project's keys from the running stack's config and validate them."""
-    config = pulumi.Config(NAMESPACE)
-    return parse_config({key: config.get(key) for key in KEYS})
+    """Read every key of this namespace from the running stack's config and validate them.
+
+    Under `pulumi up` the language host passes the stack's config in PULUMI_CONFIG; under the
+    mock runtime (tests, rehearsal) it is set in the config context. Both are read, so an
+    unknown or misspelt key is refused in either case.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw, near_miss = _stack_keys(runtime_config.CONFIG.get(), runtime_config.get_config_env())
+    misspelt = [key for key in sorted(everything) if near_miss(key)]
+    region = (
+        pulumi.Config("aws").get("region")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    try:
+        parsed = parse_config(raw, region=region, stack=pulumi.get_stack())
+    except ConfigError as err:
+        if not misspelt:
+            raise
+        raise ConfigError("\n".join([str(err), *_namespace_lines(misspelt)])) from None
+    if misspelt:
+        raise ConfigError("\n".join(_namespace_lines(misspelt)))
+    return parsed
+
+
+def _namespace_lines(keys: list[str]) -> list[str]:
+    return [
+        f"invalid config {key}: unknown namespace; did you mean {NAMESPACE}:{key.split(':', 1)[1]}?"
+        for key in keys
+    ]

@@ -11,7 +11,29 @@ import pulumi_aws as aws
 from infra import policies
 from infra.placement import Placement
 
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+def instance_role_policies(
+    name: str,
+    role_name: pulumi.Input[str],
+    ssm_core_policy_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> list[pulumi.Resource]:
+    """What an instance's role needs for Session Manager, and not one permission more.
+
+    The SSM core managed policy, and an explicit Deny of what it also allows: reading every
+    SSM parameter. The agent does not need that, and the role must reach nothing beyond what
+    it is for. An instance should wait for both before it boots.
+    """
+    ssm_core = aws.iam.RolePolicyAttachment(
+        f"{name}-ssm-core", role=role_name, policy_arn=ssm_core_policy_arn, opts=opts
+    )
+    no_parameters = aws.iam.RolePolicy(
+        f"{name}-no-parameter-reads",
+        role=role_name,
+        policy=json.dumps(policies.deny_parameter_reads()),
+        opts=opts,
+    )
+    return [ssm_core, no_parameters]
 
 
 @dataclass(frozen=True)
@@ -20,8 +42,10 @@ class HardenedInstanceArgs:
     """The role the instance profile carries: the host role, or a service's own role."""
     placement: Placement
     """AMI, type, subnet and VPC."""
-    user_data: pulumi.Input[str] | None = None
-    """A first-boot script; a change replaces the instance, since cloud-init runs it only once."""
+    ssm_core_policy_arn: pulumi.Input[str]
+    """AmazonSSMManagedInstanceCore in the stack's partition."""
+    metadata_hop_limit: int = 2
+    """2 lets containers on the instance reach instance metadata (IMDSv2); 1 keeps them out."""
 
 
 class HardenedInstance(pulumi.ComponentResource):
@@ -40,17 +64,7 @@ class HardenedInstance(pulumi.ComponentResource):
         super().__init__("ec2-assume-role:index:HardenedInstance", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        ssm_core = aws.iam.RolePolicyAttachment(
-            f"{name}-ssm-core", role=args.role_name, policy_arn=SSM_CORE_POLICY, opts=child
-        )
-        # The managed policy also lets the role read every SSM parameter; the agent does not
-        # need that, and the role must reach nothing beyond what it is for.
-        no_parameters = aws.iam.RolePolicy(
-            f"{name}-no-parameter-reads",
-            role=args.role_name,
-            policy=json.dumps(policies.deny_parameter_reads()),
-            opts=child,
-        )
+        attached = instance_role_policies(name, args.role_name, args.ssm_core_policy_arn, child)
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=args.role_name, opts=child)
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
@@ -69,6 +83,10 @@ class HardenedInstance(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        # What replaces this instance: a pinned `amiId` that changes, the subnet, the root
+        # volume's encryption. Everything else (type, profile, security groups, metadata
+        # options) is changed in place, and it carries no user data: the shared host's
+        # profiles arrive by an SSM association, so a change of services never replaces it.
         instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=args.placement.ami_id,
@@ -79,15 +97,23 @@ class HardenedInstance(pulumi.ComponentResource):
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                 http_endpoint="enabled",
                 http_tokens="required",
+                # A container on the host is one network hop further from the metadata
+                # service; with the default limit of 1 its IMDSv2 token never reaches it, and
+                # an SDK in the container cannot get the host role's credentials.
+                http_put_response_hop_limit=args.metadata_hop_limit,
             ),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 encrypted=True, volume_type="gp3"
             ),
-            user_data=args.user_data,
-            user_data_replace_on_change=args.user_data is not None,
             tags={"Name": name},
             # The agent registers at boot; with its permissions in place it does so at once.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ssm_core, no_parameters]),
+            # An unpinned AMI is the latest one AWS publishes: following it would replace the
+            # instance every few weeks, so only a pinned amiId moves it to a new image.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=attached,
+                ignore_changes=[] if args.placement.ami_pinned else ["ami"],
+            ),
         )
 
         self.instance_id = instance.id

@@ -14,6 +14,8 @@ from infra import policies
 
 @dataclass(frozen=True)
 class HostRoleArgs:
+    ec2_principal: pulumi.Input[str]
+    """EC2's service principal in the stack's partition."""
     trusted_principals: Sequence[str] = field(default_factory=tuple)
     """IAM ARNs that may assume the host role besides EC2, e.g. an operator running checks."""
 
@@ -21,8 +23,8 @@ class HostRoleArgs:
 class HostRole(pulumi.ComponentResource):
     """The role the shared host's instance profile carries.
 
-    It has no S3 access of its own. Its only grant, written by `SharedHost` once the service
-    roles exist, is `sts:AssumeRole` on exactly those roles.
+    It has no S3 access of its own. Its only grant, written by `SharedHost`, is `sts:AssumeRole`
+    on the stack's service roles. It lives outside their IAM path, so it cannot assume itself.
     """
 
     role_arn: pulumi.Output[str]
@@ -32,12 +34,15 @@ class HostRole(pulumi.ComponentResource):
         self, name: str, args: HostRoleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ec2-assume-role:index:HostRole", name, None, opts)
+        principals = list(args.trusted_principals)
         # Auto-named: a replacement gets a new ARN, and the service roles' trust policies,
         # which take this ARN as an input, are updated with it. AWS keys a trust principal by
         # the role's unique id, so a same-name replacement would break that trust silently.
         role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps(policies.trust_policy(list(args.trusted_principals))),
+            assume_role_policy=pulumi.Output.from_input(args.ec2_principal).apply(
+                lambda ec2: json.dumps(policies.trust_policy(ec2, principals))
+            ),
             max_session_duration=policies.MAX_CHAINED_SESSION_SECONDS,
             description="Shared dev host: may only assume the service roles",
             opts=pulumi.ResourceOptions(parent=self),

@@ -32,6 +32,8 @@ class Placement:
     """The VPC of the configured subnet, or the default VPC."""
     subnet_id: str | None
     """None launches into the default subnet of the default VPC."""
+    ami_pinned: bool = False
+    """True when the config names the AMI; otherwise it follows the latest AL2023."""
 
 
 def resolve_placement(config: StackConfig) -> Placement:
@@ -52,4 +54,5 @@ def resolve_placement(config: StackConfig) -> Placement:
         ami_id=ami_id,
         vpc_id=vpc_id,
         subnet_id=config.subnet_id,
+        ami_pinned=config.ami_id is not None,
     )

@@ -12,7 +12,6 @@ from typing import Any
 PolicyDocument = dict[str, Any]
 
 VERSION = "2012-10-17"
-EC2_SERVICE = "ec2.amazonaws.com"
 
 # What a service needs on its own bucket, and nothing else: list it, and read, write and
 # delete its objects. Bucket-level actions go on the bucket ARN, object-level ones on `arn/*`.
@@ -28,10 +27,11 @@ def _document(*statements: dict[str, Any]) -> PolicyDocument:
     return {"Version": VERSION, "Statement": list(statements)}
 
 
-def trust_policy(aws_principals: Sequence[str] = ()) -> PolicyDocument:
+def trust_policy(ec2_principal: str, aws_principals: Sequence[str] = ()) -> PolicyDocument:
     """Trust for a role that EC2 instances carry, optionally assumable by named IAM principals.
 
-    EC2 is always trusted: in production the role is an instance profile. Each extra principal
+    EC2 (its service principal in the stack's partition) is always trusted: in production the
+    role is an instance profile. Each extra principal
     must be a concrete IAM/STS ARN; never `*` and never an account root, which would let any
     identity in the account that holds `sts:AssumeRole` in.
     """
@@ -39,7 +39,7 @@ def trust_policy(aws_principals: Sequence[str] = ()) -> PolicyDocument:
         {
             "Sid": "Ec2InstancesAssume",
             "Effect": "Allow",
-            "Principal": {"Service": EC2_SERVICE},
+            "Principal": {"Service": ec2_principal},
             "Action": "sts:AssumeRole",
         }
     ]
@@ -76,16 +76,32 @@ def bucket_access_policy(bucket_arn: str) -> PolicyDocument:
     )
 
 
-def assume_roles_policy(role_arns: Sequence[str]) -> PolicyDocument:
-    """The host role's only grant: `sts:AssumeRole` on exactly the given service roles."""
-    if not role_arns:
-        raise ValueError("the host role needs at least one service role to assume")
+def service_role_path(stack: str) -> str:
+    """The IAM path every service role of a stack lives under, and nothing else does."""
+    return f"/ec2-assume-role/{stack}/"
+
+
+def service_roles_arn(partition: str, account: str, stack: str) -> str:
+    """Every role under the stack's service role path: what the host role may assume."""
+    return f"arn:{partition}:iam::{account}:role{service_role_path(stack)}*"
+
+
+def assume_roles_policy(service_roles: str) -> PolicyDocument:
+    """The host role's only grant: `sts:AssumeRole` on the stack's service roles.
+
+    They are named by their IAM path rather than one ARN each, so the document has the same
+    size for 1 service or 300 (a list would pass the 10,240-character inline limit at about
+    130). It stays least privilege: only this stack's service roles live under the path, and
+    each of them must still name the host role in its trust policy.
+    """
+    if not service_roles.endswith("/*") or ":role/" not in service_roles:
+        raise ValueError(f"expected a role path ARN ending in /*, got {service_roles!r}")
     return _document(
         {
             "Sid": "AssumeServiceRoles",
             "Effect": "Allow",
             "Action": "sts:AssumeRole",
-            "Resource": sorted(role_arns),
+            "Resource": service_roles,
         }
     )
 
@@ -102,6 +118,11 @@ def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }
     )
+
+
+def ssm_core_policy_arn(partition: str) -> str:
+    """The AWS-managed policy the SSM agent needs, in the stack's partition."""
+    return f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
 # What AmazonSSMManagedInstanceCore allows beyond the SSM agent's needs: reading every SSM

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -12,6 +13,52 @@ from infra import policies
 
 CHECK_PREFIX = "ec2-assume-role-check/"
 """Where the post-deploy check writes (and deletes) its test objects; see checks/."""
+
+
+def _rule(rule_id: str, **actions: Any) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id=rule_id,
+        status="Enabled",
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=CHECK_PREFIX),
+        **actions,
+    )
+
+
+def check_cleanup_rules(versioned: bool) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """The safety net for a check killed before it could clean up (SIGKILL, power loss).
+
+    Only the check's reserved prefix: user data keeps every object and version. Anything there
+    expires after a day, and so do noncurrent versions and unfinished uploads. In a versioned
+    bucket a delete leaves a marker, and the service role rightly lacks s3:DeleteObjectVersion;
+    a second rule removes the markers once nothing is behind them (S3 does not allow that
+    action in a rule that also expires by days).
+    """
+    rules = [
+        _rule(
+            "expire-post-deploy-check-objects",
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=1),
+            noncurrent_version_expiration=(
+                aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=1
+                )
+            ),
+            abort_incomplete_multipart_upload=(
+                aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=1
+                )
+            ),
+        )
+    ]
+    if versioned:
+        rules.append(
+            _rule(
+                "expire-post-deploy-check-delete-markers",
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    expired_object_delete_marker=True
+                ),
+            )
+        )
+    return rules
 
 
 @dataclass(frozen=True)
@@ -60,8 +107,9 @@ class SecureBucket(pulumi.ComponentResource):
             policy=bucket.arn.apply(lambda arn: json.dumps(policies.tls_only_bucket_policy(arn))),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ownership]),
         )
+        last: pulumi.Resource = tls_only
         if args.versioning:
-            versioning = aws.s3.BucketVersioning(
+            last = aws.s3.BucketVersioning(
                 f"{name}-versioning",
                 bucket=bucket.id,
                 versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
@@ -69,30 +117,12 @@ class SecureBucket(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[tls_only]),
             )
-            # In a versioned bucket the check's delete only adds a delete marker, and the service
-            # role rightly lacks s3:DeleteObjectVersion; expire what it leaves, and only that.
-            aws.s3.BucketLifecycleConfiguration(
-                f"{name}-check-cleanup",
-                bucket=bucket.id,
-                rules=[
-                    aws.s3.BucketLifecycleConfigurationRuleArgs(
-                        id="expire-post-deploy-check-objects",
-                        status="Enabled",
-                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(
-                            prefix=CHECK_PREFIX
-                        ),
-                        noncurrent_version_expiration=(
-                            aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                                noncurrent_days=1
-                            )
-                        ),
-                        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
-                            expired_object_delete_marker=True
-                        ),
-                    )
-                ],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-            )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-check-cleanup",
+            bucket=bucket.id,
+            rules=check_cleanup_rules(args.versioning),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[last]),
+        )
 
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn

@@ -16,6 +16,10 @@ from infra.secure_bucket import SecureBucket, SecureBucketArgs
 class ServiceAccessArgs:
     bucket: SecureBucketArgs
     """How the service's bucket is configured."""
+    ec2_principal: pulumi.Input[str]
+    """EC2's service principal in the stack's partition."""
+    role_path: str
+    """The IAM path of the stack's service roles, which the host role may assume."""
     assumed_by: pulumi.Input[str] | None = None
     """The host role's ARN (shared topology), which the service role's trust policy names."""
 
@@ -39,8 +43,10 @@ class ServiceAccess(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         bucket = SecureBucket(name, args.bucket, opts=child)
-        trust = pulumi.Output.from_input(args.assumed_by).apply(
-            lambda host_arn: json.dumps(policies.trust_policy([host_arn] if host_arn else []))
+        trust = pulumi.Output.all(args.ec2_principal, args.assumed_by).apply(
+            lambda values: json.dumps(
+                policies.trust_policy(values[0], [values[1]] if values[1] else [])
+            )
         )
         # Auto-named on purpose. AWS stores a trust principal by the role's unique id, so a role
         # replaced under the same name would silently drop out of every trust policy naming it;
@@ -48,6 +54,9 @@ class ServiceAccess(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=trust,
+            # Only the stack's service roles live under this path; the host role may assume
+            # exactly what is under it. A change of path replaces the role (a new ARN).
+            path=args.role_path,
             # Role chaining caps sessions at an hour; promising more would only mislead.
             max_session_duration=policies.MAX_CHAINED_SESSION_SECONDS,
             description=f"Service role for {name}: access to its own bucket only",

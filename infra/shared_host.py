@@ -10,10 +10,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import policies
-from infra.aws_config import render_aws_config, render_user_data
-from infra.hardened_instance import HardenedInstance, HardenedInstanceArgs
+from infra.adopted_host import ProfileAssociation
+from infra.aws_config import render_aws_config
+from infra.context import AwsContext
+from infra.hardened_instance import HardenedInstance, HardenedInstanceArgs, instance_role_policies
 from infra.host_role import HostRole
 from infra.placement import Placement
+from infra.profile_delivery import ProfileDelivery, ProfileDeliveryArgs
 
 
 @dataclass(frozen=True)
@@ -21,15 +24,19 @@ class SharedHostArgs:
     host_role: HostRole
     """The role the host carries; each service role's trust policy already names it."""
     service_role_arns: Mapping[str, pulumi.Input[str]]
-    """Service name to service role ARN: what the host may assume, one profile each."""
-    region: pulumi.Input[str]
-    """Written into the profiles, so the SDK needs no other setting."""
-    placement: Placement
-    """AMI, type, subnet and VPC."""
+    """Service name to service role ARN: one profile each."""
+    context: AwsContext
+    """Region, partition, account and stack: the ARNs of what the host may assume."""
+    placement: Placement | None
+    """AMI, type, subnet and VPC of the host the stack creates; None with an adopted host."""
+    host_instance_id: str | None = None
+    """An existing instance to adopt as the host instead of creating one."""
+    metadata_hop_limit: int = 2
+    """IMDS hop limit of a created host (2: containers reach metadata)."""
 
 
 class SharedHost(pulumi.ComponentResource):
-    """The identity side of the trust (host may assume each role), and the host itself.
+    """The identity side of the trust (host may assume the service roles), and the host itself.
 
     The resource side, each service role's trust naming the host role, is in ServiceAccess.
     """
@@ -37,40 +44,81 @@ class SharedHost(pulumi.ComponentResource):
     instance_id: pulumi.Output[str]
     instance_profile_name: pulumi.Output[str]
     aws_config: pulumi.Output[str]
+    profiles_association_id: pulumi.Output[str]
+    profiles_sha256: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: SharedHostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ec2-assume-role:index:SharedHost", name, None, opts)
-        names = sorted(args.service_role_arns)
-        role_arns = pulumi.Output.all(*(args.service_role_arns[n] for n in names))
-
+        child = pulumi.ResourceOptions(parent=self)
+        ctx = args.context
+        service_roles = pulumi.Output.all(ctx.partition, ctx.account).apply(
+            lambda pa: policies.service_roles_arn(pa[0], pa[1], ctx.stack)
+        )
         aws.iam.RolePolicy(
             f"{name}-assume-service-roles",
             role=args.host_role.role_name,
-            policy=role_arns.apply(lambda arns: json.dumps(policies.assume_roles_policy(arns))),
-            opts=pulumi.ResourceOptions(parent=self),
+            policy=service_roles.apply(lambda arn: json.dumps(policies.assume_roles_policy(arn))),
+            opts=child,
         )
-        aws_config = pulumi.Output.all(args.region, role_arns).apply(
+        names = sorted(args.service_role_arns)
+        role_arns = pulumi.Output.all(*(args.service_role_arns[n] for n in names))
+        aws_config = pulumi.Output.all(ctx.region, role_arns).apply(
             lambda values: render_aws_config(values[0], dict(zip(names, values[1], strict=True)))
         )
-        host = HardenedInstance(
+        if args.host_instance_id is None:
+            if args.placement is None:
+                raise ValueError("a host the stack creates needs a placement")
+            host = HardenedInstance(
+                name,
+                HardenedInstanceArgs(
+                    role_name=args.host_role.role_name,
+                    placement=args.placement,
+                    ssm_core_policy_arn=ctx.partition.apply(policies.ssm_core_policy_arn),
+                    metadata_hop_limit=args.metadata_hop_limit,
+                ),
+                opts=child,
+            )
+            instance_id, profile_name = host.instance_id, host.instance_profile_name
+            ready: list[pulumi.Resource] = [host]
+        else:
+            attached = instance_role_policies(
+                name,
+                args.host_role.role_name,
+                ctx.partition.apply(policies.ssm_core_policy_arn),
+                child,
+            )
+            profile = aws.iam.InstanceProfile(
+                f"{name}-profile", role=args.host_role.role_name, opts=child
+            )
+            association = ProfileAssociation(
+                f"{name}-adopt",
+                args.host_instance_id,
+                profile.name,
+                ctx.region,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=attached),
+            )
+            instance_id = pulumi.Output.from_input(args.host_instance_id)
+            profile_name = profile.name
+            ready = [association]
+        delivery = ProfileDelivery(
             name,
-            HardenedInstanceArgs(
-                role_name=args.host_role.role_name,
-                placement=args.placement,
-                user_data=aws_config.apply(render_user_data),
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            ProfileDeliveryArgs(instance_id=instance_id, aws_config=aws_config),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
         )
 
-        self.instance_id = host.instance_id
-        self.instance_profile_name = host.instance_profile_name
+        self.instance_id = instance_id
+        self.instance_profile_name = profile_name
         self.aws_config = aws_config
+        self.profiles_association_id = delivery.association_id
+        self.profiles_sha256 = delivery.config_sha256
         self.register_outputs(
             {
                 "instance_id": self.instance_id,
                 "instance_profile_name": self.instance_profile_name,
                 "aws_config": self.aws_config,
+                "profiles_association_id": self.profiles_association_id,
+                "profiles_sha256": self.profiles_sha256,
             }
         )

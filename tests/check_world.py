@@ -20,6 +20,7 @@ import boto3
 from infra import policies
 
 ACCOUNT = "123456789012"
+EC2 = "ec2.amazonaws.com"
 REGION = "us-east-1"
 INSTANCE_ID = "i-0123456789abcdef0"
 USER_KEY = "data/keep.txt"
@@ -96,7 +97,7 @@ def build(wiring: Wiring = Wiring()) -> World:
     sts = boto3.client("sts", region_name=REGION)
     host = iam.create_role(
         RoleName="dev-host-role-0a1b2c3",
-        AssumeRolePolicyDocument=json.dumps(policies.trust_policy()),
+        AssumeRolePolicyDocument=json.dumps(policies.trust_policy(EC2)),
     )["Role"]
     trusting = set(wiring.services if wiring.trusting is None else wiring.trusting)
     shared = wiring.topology == "shared"
@@ -108,7 +109,8 @@ def build(wiring: Wiring = Wiring()) -> World:
         principals = [host["Arn"]] if shared and service in trusting else []
         role = iam.create_role(
             RoleName=f"{service}-role-0a1b2c3",
-            AssumeRolePolicyDocument=json.dumps(policies.trust_policy(principals)),
+            Path=policies.service_role_path("dev"),
+            AssumeRolePolicyDocument=json.dumps(policies.trust_policy(EC2, principals)),
         )["Role"]
         grant = policies.bucket_access_policy(f"arn:aws:s3:::{bucket}")
         extra = list(wiring.service_extra.get(service, ()))
@@ -126,9 +128,12 @@ def build(wiring: Wiring = Wiring()) -> World:
         wiring.services if wiring.host_may_assume is None else wiring.host_may_assume
     )
     host_statements: list[Mapping[str, Any]] = list(wiring.host_extra)
-    role_arns = [services[s]["roleArn"] for s in may_assume]
-    if role_arns:
-        host_statements += statements_of(policies.assume_roles_policy(role_arns))
+    if wiring.host_may_assume is None:  # the stack's own grant: the service roles' path
+        path_arn = policies.service_roles_arn("aws", ACCOUNT, "dev")
+        host_statements += statements_of(policies.assume_roles_policy(path_arn))
+    elif may_assume:  # a narrower grant, by ARN, that leaves some roles out
+        arns = [services[s]["roleArn"] for s in may_assume]
+        host_statements.append({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": arns})
     if wiring.host_reads_iam:
         host_statements.append({"Effect": "Allow", "Action": "iam:GetRole", "Resource": "*"})
     if host_statements:

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from infra.mock_program import evaluate
+from infra.partition import Partition, ec2_principal, partition_of_region
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -30,7 +31,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
     that the program derives from them can be asserted on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, region: str = REGION) -> None:
+        self.region = region
+        found = partition_of_region(region)
+        self.partition = found if isinstance(found, Partition) else Partition.AWS
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self._lock = threading.Lock()
@@ -41,11 +45,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         name = physical(args.name)
         if args.typ == "aws:s3/bucket:Bucket":
-            state.update(bucket=name, arn=f"arn:aws:s3:::{name}")
+            state.update(bucket=name, arn=f"arn:{self.partition.value}:s3:::{name}")
             return name, state
         if args.typ == "aws:iam/role:Role":
-            state.update(name=name, arn=f"arn:aws:iam::{ACCOUNT}:role/{name}")
+            path = args.inputs.get("path") or "/"
+            arn = f"arn:{self.partition.value}:iam::{ACCOUNT}:role{path}{name}"
+            state.update(name=name, arn=arn)
             return name, state
+        if args.typ == "aws:ssm/association:Association":
+            state.update(associationId=f"{zlib.crc32(name.encode()):08x}-association")
+            return state["associationId"], state
+        if args.typ == "pulumi-python:dynamic:Resource":
+            state.update(association_id=f"iip-assoc-{zlib.crc32(name.encode()):017x}")
+            return state["association_id"], state
         if args.typ == "aws:iam/instanceProfile:InstanceProfile":
             state.update(name=name)
             return name, state
@@ -57,7 +69,25 @@ class RecordingMocks(pulumi.runtime.Mocks):
         with self._lock:
             self.calls.append(args)
         answers: dict[str, dict[str, Any]] = {
-            "aws:index/getRegion:getRegion": {"region": REGION, "name": REGION},
+            "aws:index/getRegion:getRegion": {"region": self.region, "name": self.region},
+            "aws:index/getPartition:getPartition": {
+                "partition": self.partition.value,
+                "dnsSuffix": "amazonaws.com.cn" if self.partition is Partition.CHINA else "",
+                "id": self.partition.value,
+            },
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT,
+                "arn": f"arn:{self.partition.value}:iam::{ACCOUNT}:user/deployer",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT,
+            },
+            "aws:index/getServicePrincipal:getServicePrincipal": {
+                "name": ec2_principal(self.partition),
+                "serviceName": args.args.get("serviceName"),
+                "region": args.args.get("region"),
+                "suffix": ec2_principal(self.partition).split(".", 1)[1],
+                "id": ec2_principal(self.partition),
+            },
             "aws:ssm/getParameter:getParameter": {"value": AMI, "name": args.args.get("name")},
             "aws:ec2/getVpc:getVpc": {"id": "vpc-0default"},
             "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0chosen"},
@@ -99,7 +129,7 @@ def run_program() -> Callable[[dict[str, Any]], Run]:
     """Evaluate `__main__.py` under recording mocks with the given config."""
 
     def run(config: dict[str, Any]) -> Run:
-        mocks = RecordingMocks()
+        mocks = RecordingMocks(str(config.get("aws:region", REGION)))
         outputs = evaluate(mocks, config)
         return Run(outputs=outputs, mocks=mocks)
 

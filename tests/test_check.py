@@ -181,8 +181,6 @@ def test_policy_attached_after_the_check_started_succeeds_on_retry(enforced: Non
     """New IAM policies take seconds to propagate; AccessDenied is retried until --wait."""
     from moto.iam.models import iam_backends
 
-    from infra import policies
-
     world = build(Wiring(services=("service-a",), host_may_assume=()))
     role_arn = world.outputs["services"]["service-a"]["roleArn"]
     delays: list[float] = []
@@ -192,7 +190,14 @@ def test_policy_attached_after_the_check_started_succeeds_on_retry(enforced: Non
             iam_backends[ACCOUNT]["global"].put_role_policy(
                 "dev-host-role-0a1b2c3",
                 "assume-service-roles",
-                json.dumps(policies.assume_roles_policy([role_arn])),
+                json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}
+                        ],
+                    }
+                ),
             )
         delays.append(seconds)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ import pytest
 import yaml
 from conftest import RecordingMocks, stack_config
 
-from infra.config import ConfigError, StackConfig, Topology, parse_config
+from infra.config import MAX_SERVICES, StackConfig, Topology, parse_config
+from infra.errors import ConfigError
 from infra.mock_program import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +28,40 @@ BAD = [
     ({"services": [{"name": "Service_A"}]}, "services[0].name", "lowercase"),
     ({"services": [{"name": SEVENTY}]}, "services[0].name", "at most 32"),
     ({"services": [{"name": "9lives"}]}, "services[0].name", "starting with a letter"),
-    ({"services": [{"name": "a", "versoning": True}]}, "services[0]", "unknown field"),
+    (
+        {"services": [{"name": "a", "versoning": True}]},
+        "services[0].versoning",
+        "unknown field; did you mean versioning?",
+    ),
+    ({"services": [{"name": "service-a\n"}]}, "services[0].name", "lowercase"),
+    ({"services": [{"name": "default"}]}, "services[0].name", "reserved: it would become"),
+    ({"services": [{"name": "a", "versioning": 0}]}, "services[0].versioning", "true or"),
+    ({"services": [{"name": "a", "versioning": "true"}]}, "services[0].versioning", "true or"),
+    ({"services": [{"name": "a", "versioning": []}]}, "services[0].versioning", "true or"),
+    ({"topology": 0}, "topology", "shared or dedicated"),
+    ({"topology": ""}, "topology", "shared or dedicated"),
+    ({"topology": "shared\n"}, "topology", "shared or dedicated"),
+    ({"topolgy": "dedicated"}, "topolgy", "unknown key; did you mean topology?"),
+    ({"forceDestroy": 0}, "forceDestroy", "true or false"),
+    ({"forceDestroy": ""}, "forceDestroy", "true or false"),
+    ({"forceDestroy": []}, "forceDestroy", "true or false"),
+    ({"forceDestroy": "True"}, "forceDestroy", "true or false"),
+    ({"instanceType": "t3.micro\n"}, "instanceType", "t3.micro"),
+    ({"amiId": "ami-0123456789abcdef0\n"}, "amiId", "ami-"),
+    ({"metadataHopLimit": "0"}, "metadataHopLimit", "from 1 to 64"),
+    ({"metadataHopLimit": 65}, "metadataHopLimit", "from 1 to 64"),
+    ({"metadataHopLimit": True}, "metadataHopLimit", "from 1 to 64"),
+    ({"hostInstanceId": "i-xyz"}, "hostInstanceId", "i-0123456789abcdef0"),
+    (
+        {"topology": "dedicated", "hostInstanceId": "i-0123456789abcdef0"},
+        "hostInstanceId",
+        "only the shared topology",
+    ),
+    (
+        {"hostInstanceId": "i-0123456789abcdef0", "amiId": "ami-0123456789abcdef0"},
+        "amiId",
+        "adopted host",
+    ),
     ({"services": [{"name": "xn--svc"}]}, "services[0].name", "S3 reserves"),
     ({"services": [{"name": "sthree-svc"}]}, "services[0].name", "S3 reserves"),
     ({"services": [{"name": "a", "versioning": "yes"}]}, "services[0].versioning", "true or"),
@@ -46,6 +81,11 @@ BAD = [
         {"topology": "dedicated", "trustedPrincipals": ["arn:aws:iam::123456789012:role/op"]},
         "trustedPrincipals",
         "only the shared topology",
+    ),
+    (
+        {"services": [{"name": f"service-{i}"} for i in range(MAX_SERVICES + 1)]},
+        "services",
+        f"at most {MAX_SERVICES} are supported",
     ),
     ({"forceDestroy": "sometimes"}, "forceDestroy", "true or false"),
 ]
@@ -67,16 +107,18 @@ def test_bad_config_names_key_value_and_fix(overrides: dict[str, Any], key: str,
     assert hint in message, message
 
 
-@pytest.mark.parametrize(("overrides", "key", "hint"), BAD[:3] + BAD[14:16])
+@pytest.mark.parametrize(("overrides", "key", "hint"), BAD, ids=[b[1] + "-" + b[2] for b in BAD])
 def test_bad_config_registers_no_resource(overrides: dict[str, Any], key: str, hint: str) -> None:
-    """The program validates before registering anything: no partial deploy."""
+    """The program validates before registering anything: no partial deploy. The values go
+    through Pulumi's own config plumbing (text, JSON for objects), as in `pulumi up`."""
     config = stack_config()
     config.update({f"ec2-assume-role:{k}": v for k, v in overrides.items() if v is not None})
     if overrides.get("services", "") is None:
         del config["ec2-assume-role:services"]
     mocks = RecordingMocks()
-    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError) as raised:
         evaluate(mocks, config)
+    assert f"ec2-assume-role:{key}" in str(raised.value) and hint in str(raised.value)
     assert mocks.resources == []
 
 
@@ -92,6 +134,7 @@ def test_good_config_parses_with_defaults() -> None:
     parsed = parse_config(
         {"services": '[{"name": "svc-1"}, {"name": "svc-2", "versioning": true}]'}
     )
+    assert parsed.host_instance_id is None and parsed.metadata_hop_limit == 2
     assert parsed.topology is Topology.SHARED
     assert parsed.instance_type == "t3.micro"
     assert parsed.ami_id is None and parsed.subnet_id is None
@@ -131,6 +174,8 @@ def test_pulumi_yaml_declares_every_key_with_the_code_defaults() -> None:
         "subnetId": "",
         "trustedPrincipals": [],
         "forceDestroy": defaults.force_destroy,
+        "hostInstanceId": "",
+        "metadataHopLimit": defaults.metadata_hop_limit,
     }
     assert {k: v["default"] for k, v in declared.items()} == expected
     assert all(v.get("description") and v.get("type") for v in declared.values())
@@ -144,3 +189,78 @@ def test_dev_stack_config_is_valid_and_shared_with_three_services() -> None:
     assert stack["aws:region"]
     assert parsed.topology is Topology.SHARED
     assert [s.name for s in parsed.services] == ["service-a", "service-b", "service-c"]
+
+
+def test_every_problem_is_reported_at_once_one_line_each() -> None:
+    """A user fixes all of them in one go instead of one `pulumi up` per mistake."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "services": [{"name": "default"}, {"name": "Bad_Name"}],
+                "topolgy": "dedicated",
+                "forceDestroy": 0,
+            },
+            region="mars-north-9",
+        )
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 5, lines
+    assert all(line.startswith("invalid config ") for line in lines), lines
+    for key in ("aws:region", "services[0].name", "services[1].name", "topolgy", "forceDestroy"):
+        assert sum(key in line for line in lines) == 1, (key, lines)
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        ("mars-north-9", "not an AWS region name"),
+        ("us-east-1\n", "not an AWS region name"),
+        ("us-iso-east-1", "isolated partitions are not supported"),
+        (None, "not set"),
+    ],
+)
+def test_the_region_is_validated(region: str | None, message: str) -> None:
+    """A region that is no AWS region would fail at the provider, halfway through."""
+    with pytest.raises(ConfigError, match="invalid config aws:region") as raised:
+        parse_config({"services": [{"name": "a"}]}, region=region)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [("us-east-1", "aws"), ("cn-northwest-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")],
+)
+def test_the_partition_follows_the_region(region: str, partition: str) -> None:
+    assert parse_config({"services": [{"name": "a"}]}, region=region).partition.value == partition
+
+
+def test_a_trusted_principal_of_another_partition_is_refused() -> None:
+    """IAM in China cannot trust a commercial-partition role, and the reverse."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "services": [{"name": "a"}],
+                "trustedPrincipals": ["arn:aws:iam::123456789012:role/x"],
+            },
+            region="cn-north-1",
+        )
+    assert "ec2-assume-role:trustedPrincipals[0]" in str(raised.value)
+    assert "partition aws-cn" in str(raised.value)
+
+
+def test_unknown_keys_are_refused_when_pulumi_passes_config_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under `pulumi up` the language host hands the program PULUMI_CONFIG; a misspelt key
+    there, or a misspelt namespace, must stop the program before any resource."""
+    monkeypatch.setenv(
+        "PULUMI_CONFIG",
+        json.dumps({"ec2-assume-role:topolgy": "dedicated", "ec2-assume-rol:forceDestroy": "true"}),
+    )
+    mocks = RecordingMocks()
+    with pytest.raises(ConfigError) as raised:
+        evaluate(mocks, stack_config())
+    message = str(raised.value)
+    assert "ec2-assume-role:topolgy" in message and "did you mean topology?" in message
+    assert "ec2-assume-rol:forceDestroy: unknown namespace" in message
+    assert "did you mean ec2-assume-role:forceDestroy?" in message
+    assert mocks.resources == []

@@ -28,8 +28,9 @@ TARGET = ServiceTarget(
     role_name="service-a-role-1",
     account="123456789012",
 )
-TRUSTING = policies.trust_policy([HOST])
-NOT_TRUSTING = policies.trust_policy()
+EC2 = "ec2.amazonaws.com"
+TRUSTING = policies.trust_policy(EC2, [HOST])
+NOT_TRUSTING = policies.trust_policy(EC2)
 
 
 def _role(document: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,8 @@ from infra import policies
 
 BUCKET = "arn:aws:s3:::service-a-bucket-0a1b2c3"
 HOST = "arn:aws:iam::123456789012:role/dev-host-role-0a1b2c3"
-ROLES = [
-    "arn:aws:iam::123456789012:role/service-b-role-1",
-    "arn:aws:iam::123456789012:role/service-a-role-1",
-]
+EC2 = "ec2.amazonaws.com"
+SERVICE_ROLES = policies.service_roles_arn("aws", "123456789012", "dev")
 
 
 def test_bucket_access_is_list_on_bucket_and_object_rw_on_objects() -> None:
@@ -28,30 +26,46 @@ def test_bucket_access_is_list_on_bucket_and_object_rw_on_objects() -> None:
     assert all(s["Effect"] == "Allow" for s in statements)
 
 
-def test_assume_roles_policy_names_exactly_the_service_roles() -> None:
-    """The host's only grant is sts:AssumeRole, on exactly the roles it was given."""
-    (statement,) = policies.assume_roles_policy(ROLES)["Statement"]
+def test_assume_roles_policy_names_the_stacks_role_path() -> None:
+    """The host's only grant is sts:AssumeRole, on the roles under the stack's own path."""
+    (statement,) = policies.assume_roles_policy(SERVICE_ROLES)["Statement"]
     assert statement["Action"] == "sts:AssumeRole"
     assert statement["Effect"] == "Allow"
-    assert statement["Resource"] == sorted(ROLES)
+    assert statement["Resource"] == "arn:aws:iam::123456789012:role/ec2-assume-role/dev/*"
+    assert policies.service_role_path("dev") == "/ec2-assume-role/dev/"
 
 
-def test_assume_roles_policy_refuses_an_empty_list() -> None:
-    """An Allow with no resources is malformed IAM; refusing it early gives a clearer error."""
-    with pytest.raises(ValueError, match="at least one service role"):
-        policies.assume_roles_policy([])
+@pytest.mark.parametrize(
+    "resource",
+    ["*", "arn:aws:iam::123456789012:role/*x", "arn:aws:iam::123456789012:user/ops/*"],
+)
+def test_assume_roles_policy_refuses_anything_but_a_role_path(resource: str) -> None:
+    """A wider pattern than one role path would reach roles of other stacks or users."""
+    with pytest.raises(ValueError, match="role path ARN"):
+        policies.assume_roles_policy(resource)
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_every_arn_follows_the_partition(partition: str) -> None:
+    """China and GovCloud refuse ARNs of the commercial partition."""
+    assert policies.service_roles_arn(partition, "123456789012", "dev").startswith(
+        f"arn:{partition}:iam::"
+    )
+    assert policies.ssm_core_policy_arn(partition) == (
+        f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    )
 
 
 def test_trust_policy_without_principals_trusts_only_ec2() -> None:
     """A dedicated service role is only ever assumed by its own instance."""
-    (statement,) = policies.trust_policy()["Statement"]
+    (statement,) = policies.trust_policy(EC2)["Statement"]
     assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole"
 
 
 def test_trust_policy_names_the_host_role_in_its_own_statement() -> None:
     """The resource side of the trust: the service role names the host role's ARN."""
-    statements = policies.trust_policy([HOST])["Statement"]
+    statements = policies.trust_policy(EC2, [HOST])["Statement"]
     assert statements[0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert statements[1]["Principal"] == {"AWS": [HOST]}
     assert statements[1]["Action"] == "sts:AssumeRole"
@@ -61,7 +75,7 @@ def test_trust_policy_names_the_host_role_in_its_own_statement() -> None:
 def test_trust_policy_refuses_wildcard_and_account_root(principal: str) -> None:
     """`*` or a root principal would let any identity holding sts:AssumeRole in."""
     with pytest.raises(ValueError, match="refusing trust principal"):
-        policies.trust_policy([principal])
+        policies.trust_policy(EC2, [principal])
 
 
 def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> None:
@@ -76,7 +90,7 @@ def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> Non
     "document",
     [
         policies.bucket_access_policy(BUCKET),
-        policies.assume_roles_policy(ROLES),
+        policies.assume_roles_policy(SERVICE_ROLES),
         policies.tls_only_bucket_policy(BUCKET),
     ],
     ids=["bucket-access", "assume-roles", "tls-only"],
@@ -89,7 +103,7 @@ def test_identity_and_bucket_policies_pass_parliament(document: policies.PolicyD
 @pytest.mark.parametrize("principals", [[], [HOST]], ids=["ec2-only", "with-host"])
 def test_trust_policies_pass_parliament(principals: list[str]) -> None:
     """Trust policies lint clean, but for the Resource they carry by design."""
-    assert findings(policies.trust_policy(principals), trust=True) == []
+    assert findings(policies.trust_policy(EC2, principals), trust=True) == []
 
 
 def test_parliament_does_catch_a_wildcard_grant() -> None:

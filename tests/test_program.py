@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
 import re
 import shutil
@@ -23,6 +24,7 @@ PROFILE = "aws:iam/instanceProfile:InstanceProfile"
 BUCKET = "aws:s3/bucket:Bucket"
 INSTANCE = "aws:ec2/instance:Instance"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+ASSOCIATION = "aws:ssm/association:Association"
 SSM_CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 ONE = ("service-a",)
 THREE = ("service-a", "service-b", "service-c")
@@ -83,12 +85,23 @@ def _allows(run: Run, role_name: str) -> list[dict[str, Any]]:
 
 
 def test_identity_side_host_may_assume_exactly_the_service_roles(shared: Run) -> None:
-    """Without sts:AssumeRole on the service role in the host's policy, AssumeRole is denied."""
+    """Without sts:AssumeRole on the service role in the host's policy, AssumeRole is denied.
+
+    The grant names the stack's own role path; every service role lives under it, and the host
+    role (and anything else the program creates) does not, so the host cannot assume itself.
+    """
     policy = shared.named(ROLE_POLICY, "dev-host-assume-service-roles")
     (statement,) = _statements(policy.inputs["policy"])
-    role_arns = sorted(s["roleArn"] for s in shared.outputs["services"].values())
     assert statement["Action"] == "sts:AssumeRole", policy.name
-    assert statement["Resource"] == role_arns, f"{policy.name} must name exactly {role_arns}"
+    assert statement["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/ec2-assume-role/dev/*"
+    prefix = statement["Resource"][:-1]
+    under = {
+        r.name for r in shared.of_type(ROLE) if r.inputs.get("path") == "/ec2-assume-role/dev/"
+    }
+    assert under == {f"{s}-role" for s in shared.outputs["services"]}
+    for out in shared.outputs["services"].values():
+        assert out["roleArn"].startswith(prefix), out["roleArn"]
+    assert not shared.outputs["hostRoleArn"].startswith(prefix)
 
 
 def test_host_role_has_no_direct_s3_access(shared: Run) -> None:
@@ -222,21 +235,29 @@ def test_versioning_and_force_destroy_follow_the_config(run_program: RunProgram)
     assert all(b.inputs["forceDestroy"] is True for b in run.of_type(BUCKET))
 
 
-def test_versioned_buckets_expire_only_what_the_check_leaves(run_program: RunProgram) -> None:
-    """A delete in a versioned bucket leaves a marker; the lifecycle rule cleans only the
-    check's reserved prefix, so user data keeps all its versions."""
+def test_every_bucket_expires_what_a_killed_check_leaves(run_program: RunProgram) -> None:
+    """The safety net for a check killed by SIGKILL: anything under the reserved prefix expires
+    after a day, in every bucket; versioned buckets also lose the delete markers. The rules
+    name only the check's prefix, so user data keeps all its objects and versions."""
     from checks.expectations import RESERVED_PREFIX
 
     config = stack_config()
     config["ec2-assume-role:services"] = [{"name": "keep", "versioning": True}, {"name": "tmp"}]
     run = run_program(config)
-    (lifecycle,) = run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
-    assert lifecycle.name == "keep-check-cleanup"
-    assert lifecycle.inputs["bucket"] == physical("keep-bucket")
-    (rule,) = lifecycle.inputs["rules"]
-    assert rule["filter"] == {"prefix": RESERVED_PREFIX}, "the rule must not touch user data"
-    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 1}
-    assert rule["expiration"] == {"expiredObjectDeleteMarker": True}
+    rules = {
+        lc.inputs["bucket"]: lc.inputs["rules"]
+        for lc in run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    }
+    assert set(rules) == {physical("keep-bucket"), physical("tmp-bucket")}
+    for bucket, found in rules.items():
+        assert all(r["filter"] == {"prefix": RESERVED_PREFIX} for r in found), bucket
+        assert all(r["status"] == "Enabled" for r in found), bucket
+        assert found[0]["expiration"] == {"days": 1}, bucket
+        assert found[0]["noncurrentVersionExpiration"] == {"noncurrentDays": 1}, bucket
+        assert found[0]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
+    assert len(rules[physical("tmp-bucket")]) == 1
+    marker = rules[physical("keep-bucket")][1]
+    assert marker["expiration"] == {"expiredObjectDeleteMarker": True}
 
 
 def test_buckets_and_roles_are_auto_named(any_topology: Run) -> None:
@@ -251,12 +272,18 @@ def test_shared_outputs(shared: Run) -> None:
     assert set(outputs) == {
         "topology",
         "region",
+        "partition",
         "services",
         "hostRoleArn",
         "hostInstanceId",
         "hostInstanceProfile",
+        "hostAdopted",
         "awsConfig",
+        "awsConfigSha256",
+        "profilesAssociationId",
     }
+    assert outputs["hostAdopted"] is False
+    assert outputs["awsConfigSha256"] == hashlib.sha256(outputs["awsConfig"].encode()).hexdigest()
     assert outputs["topology"] == "shared"
     assert outputs["region"] == "eu-west-1"
     assert outputs["hostRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{physical('dev-host-role')}"
@@ -266,14 +293,15 @@ def test_shared_outputs(shared: Run) -> None:
         assert out == {
             "bucketName": physical(f"{service}-bucket"),
             "bucketArn": f"arn:aws:s3:::{physical(f'{service}-bucket')}",
-            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{physical(f'{service}-role')}",
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/ec2-assume-role/dev/"
+            f"{physical(f'{service}-role')}",
         }
 
 
 def test_dedicated_outputs(dedicated: Run) -> None:
     """Dedicated stacks export one instance per service and nothing about a host."""
     outputs = dedicated.outputs
-    assert set(outputs) == {"topology", "region", "services", "instances"}
+    assert set(outputs) == {"topology", "region", "partition", "services", "instances"}
     assert outputs["topology"] == "dedicated"
     assert set(outputs["instances"]) == set(outputs["services"])
     assert len(set(outputs["instances"].values())) == len(outputs["services"])
@@ -291,26 +319,46 @@ def test_aws_config_has_one_assuming_profile_per_service(shared: Run) -> None:
     assert len(parser.sections()) == len(shared.outputs["services"]) + 1
 
 
-def test_user_data_installs_the_aws_config_machine_wide(shared: Run) -> None:
-    """The file the outputs show is the file the host gets, as the default for every process."""
+def test_the_association_installs_the_aws_config_and_no_user_data_does(shared: Run) -> None:
+    """The file the outputs show is the file the association installs on the host; the
+    instance carries no user data, so nothing about the services can replace it."""
+    (association,) = shared.of_type(ASSOCIATION)
+    inputs = association.inputs
+    assert inputs["name"] == "AWS-RunShellScript"
+    assert inputs["targets"] == [
+        {"key": "InstanceIds", "values": [shared.outputs["hostInstanceId"]]}
+    ]
+    script = inputs["parameters"]["commands"]
+    assert shared.outputs["awsConfigSha256"] in script
+    assert inputs["scheduleExpression"] == "rate(30 minutes)", "it must repair a hand-edited file"
     instance = shared.named(INSTANCE, "dev-host-instance").inputs
-    script = instance["userData"]
-    assert instance["userDataReplaceOnChange"] is True, "cloud-init runs user data only once"
-    body = script.split("<<'EC2_ASSUME_ROLE_AWS_CONFIG'\n", 1)[1].split(
-        "\nEC2_ASSUME_ROLE_AWS_CONFIG\n", 1
-    )[0]
-    assert body + "\n" == shared.outputs["awsConfig"]
-    for target in ("/etc/profile.d/", "/etc/environment", "DefaultEnvironment="):
-        assert target in script, f"user data does not set AWS_CONFIG_FILE via {target}"
+    assert "userData" not in instance and "userDataReplaceOnChange" not in instance
     assert "aws_secret_access_key" not in script and "aws_session_token" not in script
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-def test_user_data_is_valid_bash(shared: Run) -> None:
-    """A syntax error would only show up at first boot, on the instance."""
-    script = shared.named(INSTANCE, "dev-host-instance").inputs["userData"]
-    result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
-    assert result.returncode == 0, result.stderr
+@pytest.mark.skipif(shutil.which("sh") is None, reason="sh is not installed")
+def test_the_association_script_is_valid_shell(shared: Run) -> None:
+    """A syntax error would only show up on the host, in the association's history."""
+    (association,) = shared.of_type(ASSOCIATION)
+    script = association.inputs["parameters"]["commands"]
+    for shell in ("sh", "bash"):
+        result = subprocess.run([shell, "-n"], input=script, text=True, capture_output=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_instances_let_containers_reach_metadata_unless_told_not_to(
+    run_program: RunProgram,
+) -> None:
+    """Hop limit 2: a container's IMDSv2 token survives the extra hop; 1 keeps containers out."""
+    default = run_program(stack_config(ONE)).named(INSTANCE, "dev-host-instance")
+    assert default.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 2
+    closed = run_program(stack_config(ONE, topology="dedicated", metadataHopLimit=1))
+    assert (
+        closed.named(INSTANCE, "service-a-instance").inputs["metadataOptions"][
+            "httpPutResponseHopLimit"
+        ]
+        == 1
+    )
 
 
 def test_every_generated_policy_passes_parliament(any_topology: Run) -> None:

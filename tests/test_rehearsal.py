@@ -25,6 +25,7 @@ TWO = {
     "ec2-assume-role:services": [{"name": "service-a"}, {"name": "service-b", "versioning": True}],
 }
 EVERYTHING = {"list": True, "read": True, "write": True}
+EC2 = "ec2.amazonaws.com"
 NOTHING = {"list": False, "read": False, "write": False}
 
 
@@ -88,7 +89,7 @@ def test_dropping_the_host_from_a_trust_policy_is_diagnosed_as_the_resource_side
 
     def untrust(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         if name == "service-b-role":
-            return {**inputs, "assumeRolePolicy": json.dumps(policies.trust_policy())}
+            return {**inputs, "assumeRolePolicy": json.dumps(policies.trust_policy(EC2))}
         return inputs
 
     rehearsal = run_rehearsal(TWO, tamper=untrust)

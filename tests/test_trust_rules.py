@@ -18,6 +18,8 @@ ACCT = "123456789012"
 HOST = f"arn:aws:iam::{ACCT}:role/dev-host-role"
 SESSION = f"arn:aws:sts::{ACCT}:assumed-role/dev-host-role/i-0123456789abcdef0"
 
+EC2 = "ec2.amazonaws.com"
+
 
 @pytest.mark.parametrize(
     ("principal", "caller", "expected"),
@@ -42,13 +44,13 @@ def test_principal_matching_follows_aws(principal: str, caller: str, expected: b
 
 def test_service_only_statement_is_neutral_not_a_denial() -> None:
     """moto denies (or crashes) on a Service-only statement; AWS treats it as not applying."""
-    assert trust_allows(policies.trust_policy([HOST]), SESSION)
-    assert not trust_allows(policies.trust_policy(), SESSION)
+    assert trust_allows(policies.trust_policy(EC2, [HOST]), SESSION)
+    assert not trust_allows(policies.trust_policy(EC2), SESSION)
 
 
 def test_explicit_deny_wins() -> None:
     """A matching Deny beats any Allow, as in AWS."""
-    document = policies.trust_policy([HOST])
+    document = policies.trust_policy(EC2, [HOST])
     document["Statement"].append(
         {"Effect": "Deny", "Principal": {"AWS": HOST}, "Action": "sts:AssumeRole"}
     )
@@ -73,15 +75,19 @@ def _chain_world() -> tuple[Any, str, str]:
     """A host role session and a target role whose trust names the host role by ARN."""
     iam = boto3.client("iam", region_name="us-east-1")
     host = iam.create_role(
-        RoleName="dev-host-role", AssumeRolePolicyDocument=json.dumps(policies.trust_policy())
+        RoleName="dev-host-role", AssumeRolePolicyDocument=json.dumps(policies.trust_policy(EC2))
     )["Role"]
     target = iam.create_role(
-        RoleName="target", AssumeRolePolicyDocument=json.dumps(policies.trust_policy([host["Arn"]]))
+        RoleName="target",
+        Path=policies.service_role_path("dev"),
+        AssumeRolePolicyDocument=json.dumps(policies.trust_policy(EC2, [host["Arn"]])),
     )["Role"]
     iam.put_role_policy(
         RoleName="dev-host-role",
         PolicyName="assume",
-        PolicyDocument=json.dumps(policies.assume_roles_policy([target["Arn"]])),
+        PolicyDocument=json.dumps(
+            policies.assume_roles_policy(policies.service_roles_arn("aws", ACCT, "dev"))
+        ),
     )
     creds = boto3.client("sts", region_name="us-east-1").assume_role(
         RoleArn=host["Arn"], RoleSessionName="i-0123456789abcdef0"
@@ -108,7 +114,7 @@ def test_fixture_denies_when_the_trust_does_not_name_the_caller(aws: None) -> No
     """The fixture is not permissive: the resource side is still enforced."""
     sts, target, name = _chain_world()
     boto3.client("iam", region_name="us-east-1").update_assume_role_policy(
-        RoleName=name, PolicyDocument=json.dumps(policies.trust_policy())
+        RoleName=name, PolicyDocument=json.dumps(policies.trust_policy(EC2))
     )
     with aws_iam_rules(), pytest.raises(ClientError, match="AccessDenied"):
         sts.assume_role(RoleArn=target, RoleSessionName="check")

@@ -10,6 +10,7 @@ program grows, this mapping must grow with it.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -35,7 +36,7 @@ class UnknownResourceType(Exception):
         )
 
 
-AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
+AWS_MANAGED_POLICY = re.compile(r"arn:aws[a-z-]*:iam::aws:policy/")
 
 
 def _provide_aws_managed_policy(arn: str) -> None:
@@ -44,7 +45,7 @@ def _provide_aws_managed_policy(arn: str) -> None:
     moto can load all ~1,300 AWS-managed policies (MOTO_IAM_LOAD_MANAGED_POLICIES), but that
     costs over a second per emulator; the program attaches one, so only that one is loaded.
     """
-    if not arn.startswith(AWS_MANAGED_POLICY):
+    if not AWS_MANAGED_POLICY.match(arn):
         return
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam.aws_managed_policies import aws_managed_policies_data
@@ -87,7 +88,12 @@ class Deployed:
 class EmulatorMocks(pulumi.runtime.Mocks):
     region: str
     tamper: Tamper | None = None
+    partition: str = "aws"
+    """moto's partition for this region (moto serves aws, aws-cn and aws-us-gov regions)."""
     deployed: list[Deployed] = field(default_factory=list)
+    associations: list[dict[str, Any]] = field(default_factory=list)
+    """State Manager associations, as created: moto has no State Manager, so the rehearsal
+    applies each one's script itself, the way the SSM agent would on the host."""
     seconds: float = 0.0
     """Time spent creating resources in the emulator (the 'deploy' share of an evaluation)."""
 
@@ -107,6 +113,8 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "aws:iam/instanceProfile:InstanceProfile": self._instance_profile,
             "aws:ec2/securityGroup:SecurityGroup": self._security_group,
             "aws:ec2/instance:Instance": self._instance,
+            "aws:ssm/association:Association": self._association,
+            "pulumi-python:dynamic:Resource": self._dynamic,
         }
 
     def _client(self, service: str) -> Any:
@@ -142,6 +150,9 @@ class EmulatorMocks(pulumi.runtime.Mocks):
     ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         invokes: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "aws:index/getRegion:getRegion": self._region,
+            "aws:index/getPartition:getPartition": self._partition,
+            "aws:index/getCallerIdentity:getCallerIdentity": self._caller,
+            "aws:index/getServicePrincipal:getServicePrincipal": self._service_principal,
             "aws:ssm/getParameter:getParameter": self._parameter,
             "aws:ec2/getVpc:getVpc": self._default_vpc,
             "aws:ec2/getSubnet:getSubnet": self._subnet,
@@ -158,6 +169,17 @@ class EmulatorMocks(pulumi.runtime.Mocks):
 
     def _region(self, _: Mapping[str, Any]) -> dict[str, Any]:
         return {"region": self.region, "name": self.region, "id": self.region}
+
+    def _partition(self, _: Mapping[str, Any]) -> dict[str, Any]:
+        return {"partition": self.partition, "id": self.partition}
+
+    def _caller(self, _: Mapping[str, Any]) -> dict[str, Any]:
+        identity = self._client("sts").get_caller_identity()
+        return {"accountId": identity["Account"], "arn": identity["Arn"], "id": identity["Account"]}
+
+    def _service_principal(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        name = f"{args['serviceName']}.amazonaws.com"
+        return {"name": name, "serviceName": args["serviceName"], "id": name}
 
     def _parameter(self, args: Mapping[str, Any]) -> dict[str, Any]:
         parameter = self._client("ssm").get_parameter(Name=args["name"])["Parameter"]
@@ -181,7 +203,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
         )
         self._client("s3").create_bucket(Bucket=name, **location)
-        return name, {"bucket": name, "arn": f"arn:aws:s3:::{name}"}
+        return name, {"bucket": name, "arn": f"arn:{self.partition}:s3:::{name}"}
 
     def _public_access_block(self, _: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         flags = (
@@ -238,6 +260,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
     def _role(self, logical: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         role = self._client("iam").create_role(
             RoleName=inputs.get("name") or _auto_name(logical),
+            Path=inputs.get("path", "/"),
             AssumeRolePolicyDocument=_document(inputs["assumeRolePolicy"]),
             Description=inputs.get("description", ""),
             MaxSessionDuration=int(inputs.get("maxSessionDuration", 3600)),
@@ -301,7 +324,24 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             ]
             if rules:
                 call(GroupId=group_id, IpPermissions=rules)
-        return group_id, {"arn": f"arn:aws:ec2:{self.region}::security-group/{group_id}"}
+        return group_id, {
+            "arn": f"arn:{self.partition}:ec2:{self.region}::security-group/{group_id}"
+        }
+
+    # SSM
+    def _association(self, logical: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        association_id = f"{secrets.token_hex(4)}-{logical}"
+        self.associations.append({"AssociationId": association_id, **inputs})
+        return association_id, {"associationId": association_id}
+
+    def _dynamic(self, logical: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Run the program's own dynamic provider against the emulator (adopting a host)."""
+        from infra.adopted_host import attach
+
+        if "instance_id" not in inputs or "profile_name" not in inputs:
+            raise UnknownResourceType(f"dynamic resource {logical}")
+        association_id = attach(self._client("ec2"), inputs["instance_id"], inputs["profile_name"])
+        return association_id, {"association_id": association_id}
 
     def _instance(self, _: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         metadata = inputs.get("metadataOptions", {})
@@ -316,6 +356,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "MetadataOptions": {
                 "HttpTokens": metadata.get("httpTokens", "optional"),
                 "HttpEndpoint": metadata.get("httpEndpoint", "enabled"),
+                "HttpPutResponseHopLimit": int(metadata.get("httpPutResponseHopLimit", 1)),
             },
             "BlockDeviceMappings": [
                 {
@@ -334,5 +375,5 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             request["SubnetId"] = inputs["subnetId"]
         (instance,) = self._client("ec2").run_instances(**request)["Instances"]
         return instance["InstanceId"], {
-            "arn": f"arn:aws:ec2:{self.region}::instance/{instance['InstanceId']}"
+            "arn": f"arn:{self.partition}:ec2:{self.region}::instance/{instance['InstanceId']}"
         }

@@ -26,9 +26,10 @@ from checks.aws_rules import aws_iam_rules, aws_policy_rules
 from checks.expectations import Checker, CheckOptions
 from checks.rehearsal import matrix
 from checks.rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
-from checks.report import Report
+from checks.rehearsal.host import apply_associations
+from checks.report import Report, Step
 from checks.targets import CheckError, Targets, UsageError, parse_outputs
-from infra.config import ConfigError
+from infra.errors import ConfigError
 from infra.mock_program import PROGRAM, evaluate
 
 PROJECT_DIR = PROGRAM.parent
@@ -52,6 +53,13 @@ class Rehearsal:
     report: Report
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent: evaluate (the program), deploy (into the emulator), check."""
+
+
+def _partition(region: str) -> str:
+    """moto's partition for a region (a region the program refuses never gets this far)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
 def load_stack_config(path: Path) -> dict[str, Any]:
@@ -160,13 +168,32 @@ def _check(targets: Targets, outputs: Mapping[str, Any], options: CheckOptions) 
     return report
 
 
+def _prepend_profile_steps(report: Report, targets: Targets, profiles: Mapping[str, str]) -> None:
+    """Each service's first step: the file the association installed names its role."""
+    for name, result in report.services.items():
+        wanted = targets.services[name].role_arn
+        found = profiles.get(name)
+        if found == wanted:
+            step = Step("host profile", True, 0, f"[profile {name}] in /etc/aws/config")
+        else:
+            got = "no such profile" if found is None else f"role_arn {found}"
+            step = Step(
+                "host profile",
+                False,
+                0,
+                f"the association installed {got}, not {wanted}. Fix: `pulumi up` updates "
+                "the association; its next run rewrites /etc/aws/config",
+            )
+        result.steps.insert(0, step)
+
+
 def run_rehearsal(
     config: Mapping[str, Any], *, stack: str = "dev", tamper: Tamper | None = None
 ) -> Rehearsal:
     """Deploy the program with this stack config into moto and check it."""
     region = str(config.get("aws:region") or DEFAULT_REGION)
     with emulated_aws(region), aws_policy_rules():
-        mocks = EmulatorMocks(region=region, tamper=tamper)
+        mocks = EmulatorMocks(region=region, tamper=tamper, partition=_partition(region))
         start = time.perf_counter()
         try:
             outputs = evaluate(mocks, config, stack=stack)
@@ -178,8 +205,11 @@ def run_rehearsal(
             raise RehearsalError(f"the emulator rejected a resource: {err}") from None
         evaluated = time.perf_counter()
         targets = parse_outputs(outputs, f"the rehearsed stack {stack}")
+        profiles = apply_associations(mocks.associations) if mocks.associations else None
         options = CheckOptions(wait_seconds=0, inspector=_inspector(region))
         report = _check(targets, outputs, options)
+        if profiles is not None:
+            _prepend_profile_steps(report, targets, profiles)
         checked = time.perf_counter()
     return Rehearsal(
         report=report,

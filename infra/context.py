@@ -1,0 +1,32 @@
+"""What the program asks the provider about the target account, once for the whole stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class AwsContext:
+    region: pulumi.Output[str]
+    partition: pulumi.Output[str]
+    """aws, aws-cn or aws-us-gov: every ARN the program builds uses it."""
+    account: pulumi.Output[str]
+    ec2_principal: pulumi.Output[str]
+    """EC2's service principal as IAM expects it in this partition."""
+    stack: str
+    """The stack name: the IAM path of its service roles."""
+
+
+def resolve_context() -> AwsContext:
+    """Invokes answer in `pulumi preview` too, so nothing here is unknown at plan time."""
+    region = aws.get_region_output().region
+    return AwsContext(
+        region=region,
+        partition=aws.get_partition_output().partition,
+        account=aws.get_caller_identity_output().account_id,
+        ec2_principal=aws.get_service_principal_output(service_name="ec2", region=region).name,
+        stack=pulumi.get_stack(),
+    )
