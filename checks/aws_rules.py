@@ -18,6 +18,11 @@ context and treats a statement whose condition does not hold as a denial: the st
 policy (Deny when `aws:SecureTransport` is false) would then deny every object request.
 `bucket_policy_effect` evaluates statements with `Principal: "*"` against the context of an
 SDK request to AWS, which always travels over TLS.
+
+And it makes a GET or HEAD of a missing key answer as S3 does: 403 AccessDenied to a caller
+without s3:ListBucket on the bucket, where moto answers 404 NoSuchKey to anyone allowed
+s3:GetObject. That difference is why a get probe must aim at an object that exists; without
+this rule a check aiming at a missing key would pass in the emulator and miss leaks on AWS.
 """
 
 from __future__ import annotations
@@ -106,6 +111,49 @@ def _check_trust(request: Any, role_arn: str) -> bool:
     )
 
 
+def _enforcing() -> bool:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    return bool(ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT)
+
+
+def _deny_unless_listable(response: Any) -> None:
+    """Raise AccessDenied if the caller may not s3:ListBucket the request's bucket."""
+    from moto.iam.access_control import S3IAMRequest
+    from moto.utilities.utils import get_partition
+
+    request = S3IAMRequest(
+        account_id=response.current_account,
+        method="GET",
+        path=f"/{response.bucket_name}",
+        data=response.data,
+        body=response.raw_body,
+        headers=response.headers,
+        action="ListBucket",
+    )
+    partition = get_partition(response.region)
+    request.check_action_permitted(f"arn:{partition}:s3:::{response.bucket_name}")
+
+
+def _missing_key_rule(original: Any) -> Any:
+    """Wrap S3Response.get_object / head_object: a missing key is 403 without s3:ListBucket."""
+    from moto.s3.exceptions import MissingKey
+
+    def wrapped(response: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            answer = original(response, *args, **kwargs)
+        except MissingKey:
+            if _enforcing():
+                _deny_unless_listable(response)
+            raise
+        if isinstance(answer, tuple) and answer and answer[0] == 404 and _enforcing():
+            _deny_unless_listable(response)  # head_object answers 404 instead of raising
+        return answer
+
+    return wrapped
+
+
 @contextmanager
 def aws_iam_rules() -> Iterator[None]:
     """IAM enforcement on, with AWS's trust-policy rules, for the duration of the block."""
@@ -125,12 +173,17 @@ def aws_policy_rules() -> Iterator[None]:
     """
     from moto.iam.access_control import IAMRequestBase
     from moto.s3.models import FakeBucket
+    from moto.s3.responses import S3Response
 
     trust, bucket = IAMRequestBase._check_role_trust_relationship, FakeBucket.get_permission
+    get, head = S3Response.get_object, S3Response.head_object
     IAMRequestBase._check_role_trust_relationship = _check_trust  # type: ignore[method-assign,assignment]
     FakeBucket.get_permission = _bucket_permission  # type: ignore[method-assign,assignment]
+    S3Response.get_object = _missing_key_rule(get)  # type: ignore[method-assign]
+    S3Response.head_object = _missing_key_rule(head)  # type: ignore[method-assign]
     try:
         yield
     finally:
         IAMRequestBase._check_role_trust_relationship = trust  # type: ignore[method-assign]
         FakeBucket.get_permission = bucket  # type: ignore[method-assign]
+        S3Response.get_object, S3Response.head_object = get, head  # type: ignore[method-assign]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -15,6 +16,7 @@ from botocore.exceptions import BotoCoreError
 
 from checks.expectations import Checker, CheckOptions
 from checks.report import Report, write_json, write_table
+from checks.signals import Interrupted, interrupts
 from checks.targets import (
     CheckError,
     Targets,
@@ -25,6 +27,7 @@ from checks.targets import (
 from checks.via_ssm import run_via_ssm
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_DEADLINE = 300.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,14 +36,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"checks: error: {message} (see --help)\n")
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--wait {text!r} is not a number of seconds") from None
-    if value < 0 or value > 3600:
-        raise argparse.ArgumentTypeError(f"--wait {text!r} must be between 0 and 3600 seconds")
-    return value
+def _seconds(option: str, low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{option} {text!r} is not a number of seconds"
+            ) from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{option} {text!r} must be between {low:g} and {high:g} seconds"
+            )
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,10 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--wait",
-        type=_seconds,
+        type=_seconds("--wait", 0, 3600),
         default=60.0,
         metavar="SECONDS",
         help="retry AccessDenied this long while IAM changes propagate (default 60)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=_seconds("--deadline", 10, 86400),
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="end the whole run by then; what has not finished fails (default 300)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
@@ -120,13 +137,28 @@ def _check(args: argparse.Namespace) -> Report:
     except BotoCoreError as err:  # e.g. AWS_PROFILE names a profile that does not exist
         raise UsageError(f"cannot set up AWS credentials: {err}") from None
     if args.via_ssm:
-        return run_via_ssm(session, targets, names, wait_seconds=args.wait)
-    return Checker(session, targets, CheckOptions(wait_seconds=args.wait)).run(names)
+        return run_via_ssm(
+            session, targets, names, wait_seconds=args.wait, deadline_seconds=args.deadline
+        )
+    options = CheckOptions(wait_seconds=args.wait, deadline_seconds=args.deadline)
+    return Checker(session, targets, options).run(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
+    with interrupts() as stopped:
+        try:
+            code = _main(args, started)
+        except Interrupted as err:
+            print(f"checks: interrupted by {err.name}", file=sys.stderr)
+            return err.exit_code
+        # A signal that something swallowed on its way (a library catching BaseException)
+        # must still end the run as interrupted, never as a pass.
+        return stopped.exit_code if stopped.signal else code
+
+
+def _main(args: argparse.Namespace, started: float) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="checks: %(message)s",
@@ -146,8 +178,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckError as err:
         print(f"checks: failed: {err}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("checks: interrupted", file=sys.stderr)
-        return 130
     (write_json if args.json else write_table)(report, sys.stdout)
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -30,12 +30,42 @@ def code_of(message: str) -> str | None:
     return match["code"] if match else None
 
 
-def over_privileged(who: str, target: ServiceTarget) -> str:
-    """A negative expectation that did not hold: someone other than the service role got in."""
+VERBS = {"list": "list", "get": "read objects in", "put": "write objects to", "delete": "delete"}
+IAM_ACTIONS = {
+    "list": "s3:ListBucket",
+    "get": "s3:GetObject",
+    "put": "s3:PutObject",
+    "delete": "s3:DeleteObject",
+}
+
+
+def over_privileged(who: str, actions: list[str], target: ServiceTarget, look_at: str) -> str:
+    """A negative expectation that did not hold: an identity other than the owner got in.
+
+    Names the identity, the actions and the bucket, where to look, and the fix.
+    """
+    granted = ", ".join(IAM_ACTIONS[a] for a in actions)
+    verbs = " and ".join(VERBS[a] for a in actions)
     return (
-        f"{who} can list {target.bucket_name}: over-privileged. Cause: an S3 grant reaches this "
-        f"bucket without {target.name}'s role. Fix: remove it; only {target.name}'s role may "
-        "reach the bucket."
+        f"{who} can {verbs} {target.bucket_name} ({granted}): over-privileged. Cause: a grant "
+        f"reaches this bucket without {target.name}'s role. Look at: {look_at}, and the bucket "
+        f"policy of {target.bucket_name}. Fix: remove that grant; only {target.name}'s role "
+        "may reach the bucket."
+    )
+
+
+def host_policies(role_arn: str | None) -> str:
+    name = role_arn.rsplit("/", 1)[-1] if role_arn else "the caller's role"
+    return (
+        "the host role's inline and attached policies "
+        f"(aws iam list-role-policies --role-name {name})"
+    )
+
+
+def service_policies(target: ServiceTarget) -> str:
+    return (
+        f"the inline and attached policies of {target.name}'s role {target.role_name} "
+        f"({target.name}-bucket-access grants its own bucket only)"
     )
 
 

@@ -1,47 +1,68 @@
 # The post-deploy check as it runs ON the shared host, sent by `python -m checks --via-ssm`
 # through SSM Run Command (AWS-RunShellScript). It uses only bash, coreutils and the aws CLI
-# that Amazon Linux 2023 ships, and the per-service profiles the stack wrote to
-# /etc/aws/config. The sender prepends the variables ACCOUNT, WAIT_SECONDS, SERVICES, BUCKETS
-# and CHECKED (indices into SERVICES).
+# that Amazon Linux 2023 ships, and the per-service profiles the stack's SSM association wrote
+# to /etc/aws/config. The sender prepends the variables:
+#   MODE          prepare (assume, list, put, get), probe (the negative expectations) or
+#                 cleanup (delete); one command per batch of services and phase
+#   ACCOUNT RUN WAIT_SECONDS BODY_SECONDS PROFILES_SHA256
+#   SERVICES BUCKETS   every service of the stack and its bucket
+#   BATCH              prepare/cleanup: indices into SERVICES; probe: identities, `h` the host
+#   TARGETS            probe: the indices of the buckets every identity of the batch probes
+# Each service's test object is ec2-assume-role-check/$RUN/<service>: the probe phase aims at
+# the objects the prepare phase wrote, and the cleanup phase deletes them.
 #
 # Output, one line each (tab-separated), parsed by checks/via_ssm.py:
 #   SOURCE <caller ARN>
 #   CHECK  <service> <step> <1|0> <ms> <detail>
-#   END    <service>            (that service's steps are all reported)
-#   ERROR  <message>            (the check could not run at all)
-# A failed step's detail is the aws CLI's own error text; the sender adds cause and fix.
-# No credential is ever printed: the CLI resolves them itself from instance metadata.
+#   PROOF  <identity> <pairs probed> <ms> [<service>:<action>:<allowed|unproven>:<code>]...
+#   END    <service or identity>    (everything for it was reported)
+#   ERROR  <message>                (the check could not run at all)
+#   DEADLINE <seconds>              (the body was stopped at its own deadline)
+# No credential is ever printed. The CLI caches assumed-role credentials under $HOME; HOME is
+# a private directory in memory (/dev/shm where there is one), removed before the script ends.
+#
+# The SSM agent SIGKILLs the whole command at executionTimeout, and no trap runs then. So the
+# body runs under its own deadline, BODY_SECONDS, well inside executionTimeout, and this outer
+# part then removes what the body left (test objects of an unfinished prepare, the cache).
 set -u
 export AWS_CONFIG_FILE="${AWS_CONFIG_FILE:-/etc/aws/config}"
 export AWS_PAGER=""
 unset AWS_PROFILE
 PREFIX="ec2-assume-role-check/"
-workdir=$(mktemp -d) || { printf 'ERROR\tmktemp failed\n'; exit 2; }
-# The CLI caches assumed-role credentials under $HOME/.aws/cli/cache; keep that cache in the
-# work directory, which is removed on exit, so no credential outlives the check on disk.
+NO_ETAG='"00000000000000000000000000000000"'
+MAX_FINDINGS=60
+base=/dev/shm
+[ -d "$base" ] && [ -w "$base" ] || base=${TMPDIR:-/tmp}
+workdir=$(mktemp -d "$base/ec2-assume-role-check.XXXXXX") || {
+  printf 'ERROR\tmktemp failed\n'; exit 2; }
+chmod 0700 "$workdir"
 export HOME="$workdir"
+mkdir "$workdir/out" "$workdir/pending"
 
-cleanup() {
-  # A test object whose delete did not run (the command was killed) is deleted here.
+cleanup() {  # what the body wrote and did not delete (it was stopped), then the work dir
   local pending profile bucket key
-  for pending in "$workdir"/pending.*; do
+  for pending in "$workdir"/pending/*; do
     [ -s "$pending" ] || continue
     IFS=$'\t' read -r profile bucket key < "$pending"
-    aws s3api delete-object --profile "$profile" --bucket "$bucket" --key "$key" \
-      --expected-bucket-owner "$ACCOUNT" >/dev/null 2>&1
+    timeout 20 aws s3api delete-object --profile "$profile" --bucket "$bucket" --key "$key" \
+      --expected-bucket-owner "$ACCOUNT" --cli-connect-timeout 5 --cli-read-timeout 5 \
+      >/dev/null 2>&1 &
   done
+  wait
   rm -rf "$workdir"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
 now_ms() { date +%s%3N; }
+clean() { printf '%s' "$1" | tr '\t\r\n' '   ' | cut -c1-"${2:-300}"; }
 emit() {  # service step ok start_ms detail
-  local detail
-  detail=$(printf '%s' "$5" | tr '\t\r\n' '   ' | cut -c1-800)
-  printf 'CHECK\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(( $(now_ms) - $4 ))" "$detail"
+  printf 'CHECK\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(( $(now_ms) - $4 ))" "$(clean "$5")"
 }
+code_of() { grep -oE 'An error occurred \([A-Za-z0-9.]+\)' <<<"$1" | head -n1 | tr -d '()' |
+  sed 's/An error occurred //'; }
 is_denied() { grep -qE '\((AccessDenied|AccessDeniedException|UnauthorizedOperation)\)' <<<"$1"; }
+key_of() { printf '%s%s/%s' "$PREFIX" "$RUN" "${SERVICES[$1]}"; }
 
 # Runs "$@" until it succeeds, fails with something other than AccessDenied, or WAIT_SECONDS
 # are over (new IAM roles and policies take seconds to propagate); prints its output.
@@ -57,115 +78,173 @@ retry_denied() {
   printf '%s' "$out"
 }
 
-list_bucket() {  # bucket [aws options...]
-  local bucket=$1; shift
-  aws s3api list-objects-v2 --bucket "$bucket" --max-items 1 --prefix "$PREFIX" \
-    --expected-bucket-owner "$ACCOUNT" "$@" 2>&1
-}
+s3() { aws s3api "$@" --expected-bucket-owner "$ACCOUNT" --cli-connect-timeout 10 \
+  --cli-read-timeout 30; }
 
-check_service() {  # index
-  local i=$1 name=${SERVICES[$1]} bucket=${BUCKETS[$1]} start out
-  # 1. The host's own credentials must be denied on the bucket.
-  start=$(now_ms)
-  if out=$(list_bucket "$bucket"); then
-    emit "$name" "direct access denied" 0 "$start" "ALLOWED"
-  elif is_denied "$out"; then
-    emit "$name" "direct access denied" 1 "$start" "the caller is denied on $bucket"
-  else
-    emit "$name" "direct access denied" 0 "$start" "$out"
-  fi
-  # 2. The service's profile assumes its role; AccessDenied is retried while IAM propagates.
+prepare_service() {  # index: assume, list, put the test object, read it back
+  local i=$1 name=${SERVICES[$1]} bucket=${BUCKETS[$1]} start out key
+  key=$(key_of "$i")
   start=$(now_ms)
   if ! out=$(retry_denied aws sts get-caller-identity --profile "$name" --query Arn --output text); then
     emit "$name" "assume role" 0 "$start" "$out"
     return
   fi
   emit "$name" "assume role" 1 "$start" "profile $name assumed $out"
-  # 3. List (the role's own policy may still be propagating), put (never overwriting), read
-  #    back, delete.
   start=$(now_ms)
-  if out=$(retry_denied list_bucket "$bucket" --profile "$name"); then
+  if out=$(retry_denied s3 list-objects-v2 --bucket "$bucket" --max-items 1 --prefix "$PREFIX" \
+      --profile "$name"); then
     emit "$name" "list" 1 "$start" "listed $bucket"
   else
     emit "$name" "list" 0 "$start" "$out"
   fi
-  local key="${PREFIX}$(cat /proc/sys/kernel/random/uuid)" body="$workdir/$i.body"
+  local body="$workdir/$i.body"
   { head -c 32 /dev/urandom; printf ' ec2-assume-role check of %s\n' "$name"; } > "$body"
+  # Recorded before the put is sent: whatever stops the body, the outer part deletes it.
+  printf '%s\t%s\t%s\n' "$name" "$bucket" "$key" > "$workdir/pending/$i"
   start=$(now_ms)
-  if out=$(aws s3api put-object --profile "$name" --bucket "$bucket" --key "$key" \
-      --body "$body" --if-none-match '*' --expected-bucket-owner "$ACCOUNT" 2>&1); then
-    printf '%s\t%s\t%s\n' "$name" "$bucket" "$key" > "$workdir/pending.$i"
+  if out=$(s3 put-object --profile "$name" --bucket "$bucket" --key "$key" --body "$body" \
+      --if-none-match '*' 2>&1); then
     emit "$name" "put" 1 "$start" "wrote $(wc -c < "$body") bytes to $key"
-    start=$(now_ms)
-    if out=$(aws s3api get-object --profile "$name" --bucket "$bucket" --key "$key" \
-        --expected-bucket-owner "$ACCOUNT" "$workdir/$i.read" 2>&1); then
-      if cmp -s "$body" "$workdir/$i.read"; then
-        emit "$name" "get" 1 "$start" "read back $(wc -c < "$workdir/$i.read") identical bytes"
-      else
-        emit "$name" "get" 0 "$start" "MISMATCH read back bytes that differ from those written"
-      fi
-    else
-      emit "$name" "get" 0 "$start" "$out"
-    fi
-    start=$(now_ms)
-    if out=$(aws s3api delete-object --profile "$name" --bucket "$bucket" --key "$key" \
-        --expected-bucket-owner "$ACCOUNT" 2>&1); then
-      emit "$name" "delete" 1 "$start" "deleted $key"
-      rm -f "$workdir/pending.$i"
-    else
-      emit "$name" "delete" 0 "$start" "$out"
-    fi
   else
     emit "$name" "put" 0 "$start" "$out"
+    is_denied "$out" && rm -f "$workdir/pending/$i"
+    return
   fi
-  # 4. Isolation: this profile must be denied on every other service's bucket.
-  if [ "${#SERVICES[@]}" -gt 1 ]; then
-    local allowed="" other="" j
-    start=$(now_ms)
-    for j in "${!SERVICES[@]}"; do
-      [ "$j" = "$i" ] && continue
-      if out=$(list_bucket "${BUCKETS[$j]}" --profile "$name"); then
-        allowed="$allowed ${SERVICES[$j]}"
-      elif ! is_denied "$out"; then
-        other="$out"
-      fi
-    done
-    if [ -n "$allowed" ]; then
-      emit "$name" "isolation" 0 "$start" "ALLOWED$allowed"
-    elif [ -n "$other" ]; then
-      emit "$name" "isolation" 0 "$start" "$other"
+  start=$(now_ms)
+  if out=$(s3 get-object --profile "$name" --bucket "$bucket" --key "$key" \
+      "$workdir/$i.read" 2>&1); then
+    if cmp -s "$body" "$workdir/$i.read"; then
+      emit "$name" "get" 1 "$start" "read back $(wc -c < "$workdir/$i.read") identical bytes"
     else
-      emit "$name" "isolation" 1 "$start" "denied on the other services' buckets"
+      emit "$name" "get" 0 "$start" "MISMATCH read back bytes that differ from those written"
     fi
+  else
+    emit "$name" "get" 0 "$start" "$out"
+  fi
+  # Done: the object stays for the probes; the cleanup phase deletes it.
+  rm -f "$workdir/pending/$i"
+}
+
+probe() {  # profile-or-empty bucket key action -> allowed | denied | unproven:<code>
+  local args=(--bucket "$2") out
+  [ -n "$1" ] && args+=(--profile "$1")
+  case $4 in
+    list) out=$(s3 list-objects-v2 "${args[@]}" --prefix "$PREFIX" --max-items 1 2>&1) ;;
+    get) out=$(s3 get-object "${args[@]}" --key "$3" /dev/null 2>&1) ;;
+    put) out=$(s3 put-object "${args[@]}" --key "$3" --if-none-match '*' 2>&1) ;;
+    delete) out=$(s3 delete-object "${args[@]}" --key "$3" --if-match "$NO_ETAG" 2>&1) ;;
+  esac && { echo allowed; return; }
+  if is_denied "$out"; then echo denied
+  elif grep -qE '\((PreconditionFailed|NoSuchKey|412|404)\)' <<<"$out"; then echo allowed
+  else echo "unproven:$(code_of "$out" | tr -d ' ' || true)"; fi
+}
+
+probe_bucket() {  # profile j actions...: one line per action, "<action> <verdict>"
+  local profile=$1 j=$2 action; shift 2
+  for action in "$@"; do
+    printf '%s %s\n' "$action" "$(probe "$profile" "${BUCKETS[$j]}" "$(key_of "$j")" "$action")"
+  done
+}
+
+probe_identity() {  # h (the host) or a service index; every target bucket at once
+  local who=$1 profile="" start found="" pairs=0 count=0 j action verdict dir
+  [ "$who" = h ] || profile=${SERVICES[$who]}
+  dir="$workdir/probe.$who"
+  mkdir -p "$dir"
+  start=$(now_ms)
+  # One assume first, so the parallel probes share the CLI's cached session.
+  [ -n "$profile" ] && aws sts get-caller-identity --profile "$profile" >/dev/null 2>&1
+  # Two rounds: every get must find the owner's object before any delete probe runs.
+  for round in "list get put" "delete"; do
+    for j in "${TARGETS[@]}"; do
+      [ "$j" = "$who" ] && continue
+      # shellcheck disable=SC2086 # the round is a list of words
+      probe_bucket "$profile" "$j" $round >> "$dir/$j" &
+    done
+    wait
+  done
+  for j in "${TARGETS[@]}"; do
+    [ "$j" = "$who" ] && continue
+    pairs=$(( pairs + 1 ))
+    while read -r action verdict; do
+      [ "$verdict" = denied ] && continue
+      count=$(( count + 1 ))
+      # At most MAX_FINDINGS per line, so one leaking identity cannot crowd SSM's output.
+      [ "$count" -le "$MAX_FINDINGS" ] && found="$found	${SERVICES[$j]}:$action:$verdict"
+    done < "$dir/$j"
+  done
+  [ "$count" -gt "$MAX_FINDINGS" ] && found="$found	more:$(( count - MAX_FINDINGS ))"
+  printf 'PROOF\t%s\t%s\t%s%s\n' "${profile:-host}" "$pairs" "$(( $(now_ms) - start ))" "$found"
+}
+
+cleanup_service() {
+  local i=$1 name=${SERVICES[$1]} start out
+  start=$(now_ms)
+  if out=$(s3 delete-object --profile "$name" --bucket "${BUCKETS[$i]}" --key "$(key_of "$i")" \
+      2>&1); then
+    emit "$name" "delete" 1 "$start" "deleted $(key_of "$i")"
+  else
+    emit "$name" "delete" 0 "$start" "$out"
   fi
 }
 
-# Right after `pulumi up` the agent can answer before cloud-init has written the profiles.
-if command -v cloud-init >/dev/null 2>&1; then
-  cloud-init status --wait >/dev/null 2>&1
-fi
-if [ ! -r "$AWS_CONFIG_FILE" ]; then
-  printf 'ERROR\tno profiles file at %s: the stack'"'"'s user data has not run here\n' "$AWS_CONFIG_FILE"
-  exit 2
-fi
-# The put must never overwrite; aws CLI releases before August 2024 cannot say so.
-if ! aws s3api put-object --generate-cli-skeleton input 2>/dev/null | grep -q IfNoneMatch; then
-  printf 'ERROR\tthis aws CLI (%s) has no put-object --if-none-match; use a newer AMI\n' \
+body() {
+  local item
+  for item in "${BATCH[@]}"; do
+    case $MODE in
+      prepare) { prepare_service "$item"; printf 'END\t%s\n' "${SERVICES[$item]}"; } ;;
+      probe) { probe_identity "$item"
+               if [ "$item" = h ]; then printf 'END\thost\n'
+               else printf 'END\t%s\n' "${SERVICES[$item]}"; fi; } ;;
+      cleanup) { cleanup_service "$item"; printf 'END\t%s\n' "${SERVICES[$item]}"; } ;;
+    esac > "$workdir/out/$item" &
+  done
+  wait
+}
+
+# The profiles the association installs carry the stack's digest; wait for the current one.
+waited=0
+current() { [ -r "$AWS_CONFIG_FILE" ] && { [ -z "$PROFILES_SHA256" ] ||
+  [ "$(sha256sum < "$AWS_CONFIG_FILE" | cut -d' ' -f1)" = "$PROFILES_SHA256" ]; }; }
+until current; do
+  if [ "$waited" -ge "$WAIT_SECONDS" ]; then
+    if [ -r "$AWS_CONFIG_FILE" ]; then
+      printf 'ERROR\t%s is not the stack'"'"'s current profiles file (sha256 %s): the SSM association has not applied the latest `pulumi up` yet\n' \
+        "$AWS_CONFIG_FILE" "$PROFILES_SHA256"
+    else
+      printf 'ERROR\tno profiles file at %s: the stack'"'"'s SSM association has not run here yet\n' "$AWS_CONFIG_FILE"
+    fi
+    exit 2
+  fi
+  sleep 2; waited=$(( waited + 2 ))
+done
+# The put must never overwrite, and the delete probe must not delete: aws CLI releases
+# before late 2024 cannot say so.
+if [ "$MODE" = prepare ] && { ! aws s3api delete-object --generate-cli-skeleton input 2>/dev/null |
+    grep -q IfMatch || ! aws s3api put-object --generate-cli-skeleton input 2>/dev/null |
+    grep -q IfNoneMatch; }; then
+  printf 'ERROR\tthis aws CLI (%s) has no put-object --if-none-match or delete-object --if-match; use a newer AMI\n' \
     "$(aws --version 2>&1 | tr '\t\n' '  ')"
   exit 2
 fi
 if ! out=$(aws sts get-caller-identity --query Arn --output text 2>&1); then
-  printf 'ERROR\tthe host has no usable credentials: %s\n' "$(printf '%s' "$out" | tr '\t\n' '  ')"
+  printf 'ERROR\tthe host has no usable credentials: %s\n' "$(clean "$out")"
   exit 2
 fi
 printf 'SOURCE\t%s\n' "$out"
-for i in "${CHECKED[@]}"; do
-  { check_service "$i"; printf 'END\t%s\n' "${SERVICES[$i]}"; } > "$workdir/$i.out" &
-done
-wait
+export -f body prepare_service probe probe_bucket probe_identity cleanup_service retry_denied emit clean \
+  code_of is_denied key_of now_ms s3
+export MODE ACCOUNT RUN WAIT_SECONDS PREFIX NO_ETAG MAX_FINDINGS workdir
+timeout --kill-after=5 "$BODY_SECONDS" bash -c "$(declare -p SERVICES BUCKETS BATCH TARGETS); body"
+stopped=$?
 status=0
-for i in "${CHECKED[@]}"; do
-  cat "$workdir/$i.out"
-  grep -q $'^CHECK\t[^\t]*\t[^\t]*\t0\t' "$workdir/$i.out" && status=1
+for out in "$workdir"/out/*; do
+  [ -f "$out" ] || continue
+  cat "$out"
+  grep -qE $'^(CHECK\t[^\t]*\t[^\t]*\t0\t|PROOF\t[^\t]*\t[^\t]*\t[^\t]*\t)' "$out" && status=1
 done
+if [ "$stopped" -eq 124 ] || [ "$stopped" -eq 137 ]; then
+  printf 'DEADLINE\t%s\n' "$BODY_SECONDS"
+  status=1
+fi
 exit "$status"

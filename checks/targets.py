@@ -5,6 +5,7 @@ Every problem is a UsageError with one line that names the file, key or value at
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -46,6 +47,8 @@ class Targets:
     services: dict[str, ServiceTarget]
     host_role_arn: str | None = None
     host_instance_id: str | None = None
+    profiles_sha256: str | None = None
+    """SHA-256 of the profiles file the stack's association installs on the shared host."""
 
 
 def _require_str(where: str, mapping: Mapping[str, Any], key: str) -> str:
@@ -96,7 +99,17 @@ def parse_outputs(document: Any, origin: str) -> Targets:
         services=services,
         host_role_arn=host_role_arn,
         host_instance_id=document.get("hostInstanceId"),
+        profiles_sha256=_digest(document),
     )
+
+
+def _digest(document: Mapping[str, Any]) -> str | None:
+    """The profiles' SHA-256 from the outputs (or computed from awsConfig by older stacks)."""
+    digest = document.get("awsConfigSha256")
+    if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest):
+        return digest
+    config = document.get("awsConfig")
+    return hashlib.sha256(config.encode()).hexdigest() if isinstance(config, str) else None
 
 
 def load_outputs_file(path: Path) -> Targets:

@@ -13,6 +13,7 @@ import logging
 import shlex
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import IO, Any
@@ -26,10 +27,13 @@ from checks.explain import (
     code_of,
     describe,
     error_code,
-    not_denied,
-    over_privileged,
+    host_policies,
     s3_failure,
+    service_policies,
 )
+from checks.host_report import OUTPUT_LIMIT, HostError, HostOutput, Proof, parse_host_output
+from checks.isolation import DIRECT, ISOLATION, ProofTask, step_of
+from checks.probes import ACTIONS, NO_TEST_OBJECT, Probe, Verdict
 from checks.report import Report, ServiceResult, Step
 from checks.targets import CheckError, ServiceTarget, Targets, UsageError
 
@@ -42,30 +46,54 @@ S3_ACTIONS = {
     "delete": "s3:DeleteObject",
 }
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
-OUTPUT_LIMIT = 24_000
-"""GetCommandInvocation returns at most this many characters of a command's output."""
 FINISHED = frozenset({"Success", "Failed"})  # Failed: the script exited 1, a step failed
+PREPARE_BATCH = 15
+"""Services per prepare or cleanup command: 15 full reports fit SSM's 24,000 characters."""
+PROBE_BATCH = 10
+"""Identities per probe command: each line carries at most 60 findings."""
+CLEANUP_MARGIN = 60
+"""executionTimeout minus the body's own deadline: time for the script to clean up."""
 
 
 class RemoteCheckError(CheckError):
     """The check could not run on the host; one line, exit 1."""
 
 
-def render_script(targets: Targets, checked: Sequence[str], wait_seconds: float) -> str:
-    """The shell script for AWS-RunShellScript: the variables, then remote_check.sh."""
+def render_script(
+    targets: Targets,
+    mode: str,
+    batch: Sequence[str],
+    probed: Sequence[str],
+    run: str,
+    wait_seconds: float,
+    body_seconds: int,
+) -> str:
+    """The shell script for AWS-RunShellScript: the variables, then remote_check.sh.
+
+    `batch` are service names, or `host` for the host role (probe mode); `probed` the services
+    whose buckets each identity of the batch probes.
+    """
     names = list(targets.services)
     account = next(iter(targets.services.values())).account
 
     def array(values: Sequence[str]) -> str:
         return "(" + " ".join(shlex.quote(v) for v in values) + ")"
 
+    def index(name: str) -> str:
+        return "h" if name == "host" else str(names.index(name))
+
     header = [
         "#!/bin/bash",
+        f"MODE={shlex.quote(mode)}",
         f"ACCOUNT={shlex.quote(account)}",
+        f"RUN={shlex.quote(run)}",
         f"WAIT_SECONDS={int(wait_seconds)}",
+        f"BODY_SECONDS={int(body_seconds)}",
+        f"PROFILES_SHA256={shlex.quote(targets.profiles_sha256 or '')}",
         f"SERVICES={array(names)}",
         f"BUCKETS={array([targets.services[n].bucket_name for n in names])}",
-        f"CHECKED={array([str(names.index(n)) for n in checked])}",
+        f"BATCH={array([index(n) for n in batch])}",
+        f"TARGETS={array([index(n) for n in probed])}",
     ]
     body = files("checks").joinpath("remote_check.sh").read_text()
     return "\n".join(header) + "\n" + body
@@ -75,69 +103,20 @@ ExplainAssume = Callable[[str, ServiceTarget, str], str]
 """(caller ARN, the service, the AWS message) -> cause and fix of an AssumeRole denial."""
 
 
-def _explain(
-    step: str,
-    detail: str,
-    target: ServiceTarget,
-    targets: Targets,
-    source: str,
-    explain_assume: ExplainAssume,
-) -> str:
-    if step == "direct access denied":
-        return over_privileged("the caller", target) if detail == "ALLOWED" else not_denied(detail)
-    if step == "isolation":
-        if detail.startswith("ALLOWED"):
-            who = f"{target.name}'s role"
-            return " ".join(
-                over_privileged(who, targets.services[other]) for other in detail.split()[1:]
-            )
-        return not_denied(detail)
-    if step == "assume role":
-        return explain_assume(source, target, detail) if code_of(detail) in DENIED else detail
-    if step in S3_ACTIONS and not detail.startswith("MISMATCH"):
-        return s3_failure(code_of(detail), detail, S3_ACTIONS[step], target)
-    return detail
+def _explain(step: Step, target: ServiceTarget, source: str, explain_assume: ExplainAssume) -> Step:
+    """Add cause and fix to a failed step the host reported with the CLI's own text."""
+    if step.ok:
+        return step
+    detail = step.detail
+    if step.name == "assume role" and code_of(detail) in DENIED:
+        detail = explain_assume(source, target, detail)
+    elif step.name in S3_ACTIONS and not detail.startswith("MISMATCH"):
+        detail = s3_failure(code_of(detail), detail, S3_ACTIONS[step.name], target)
+    return Step(step.name, False, step.ms, detail)
 
 
-def parse_output(
-    stdout: str, targets: Targets, checked: Sequence[str], explain_assume: ExplainAssume
-) -> Report:
-    """Turn the host's SOURCE/CHECK/END/ERROR lines into a report.
-
-    A service whose END line is missing did not report every step (SSM cut the output, or the
-    script was stopped): it fails, rather than passing on the steps that did arrive.
-    """
-    source = ""
-    results = {name: ServiceResult() for name in checked}
-    ended: set[str] = set()
-    for line in stdout.splitlines():
-        kind, _, rest = line.partition("\t")
-        fields = rest.split("\t")
-        if kind == "ERROR":
-            raise RemoteCheckError(f"the check could not run on the host: {rest}")
-        if kind == "SOURCE":
-            source = rest
-        elif kind == "END":
-            ended.add(rest)
-        elif kind == "CHECK" and len(fields) == 5 and fields[0] in results:
-            name, step, ok, ms, detail = fields
-            target = targets.services[name]
-            if ok != "1":
-                detail = _explain(step, detail, target, targets, source, explain_assume)
-            results[name].steps.append(Step(step, ok == "1", int(ms), detail))
-    if not source:
-        shown = stdout.strip()[:200] or "nothing"
-        raise RemoteCheckError(f"the host printed no check result (it printed {shown!r})")
-    cut = len(stdout) >= OUTPUT_LIMIT
-    for name in sorted(set(checked) - ended):
-        why = (
-            f"SSM returns only the first {OUTPUT_LIMIT:,} characters of output"
-            if cut
-            else "the script stopped before it finished"
-        )
-        detail = f"the host's report for {name} is incomplete: {why}. Fix: check fewer services "
-        results[name].steps.append(Step("report complete", False, 0, detail + "at once."))
-    return Report(source=source, services=results)
+def _batches(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def _message(err: ClientError) -> str:
@@ -223,36 +202,204 @@ class SsmCommand:
             self._sleep(self._poll)
 
 
+def _incomplete(name: str, cut: bool, deadline: str) -> Step:
+    if deadline:
+        why = f"the script reached its own deadline ({deadline} s, --deadline)"
+    elif cut:
+        why = f"SSM returns only the first {OUTPUT_LIMIT:,} characters of output"
+    else:
+        why = "the script stopped before it finished"
+    return Step("report complete", False, 0, f"the host's report for {name} is incomplete: {why}")
+
+
+class _Phases:
+    """Sends each phase's commands, one per batch, and gathers their parsed output."""
+
+    def __init__(self, runner: SsmCommand, targets: Targets, options: dict[str, Any]) -> None:
+        self.runner = runner
+        self.targets = targets
+        self.options = options
+        self.source = ""
+
+    def run(self, mode: str, batch: list[str], probed: Sequence[str]) -> HostOutput:
+        instance = str(self.targets.host_instance_id)
+        body = int(self.options["body"])
+        script = render_script(
+            self.targets, mode, batch, probed, self.options["run"], self.options["wait"], body
+        )
+        command_id = self.runner.send(
+            instance, script, body + CLEANUP_MARGIN, self.options["register"]
+        )
+        invocation = self.runner.wait(command_id, instance, body + CLEANUP_MARGIN + 60)
+        if invocation.get("StandardErrorContent"):
+            log.info("host stderr: %s", str(invocation["StandardErrorContent"]).strip()[:2000])
+        stdout = str(invocation.get("StandardOutputContent", ""))
+        known = set(self.targets.services)
+        try:
+            output = parse_host_output(stdout, known, known | {"host"}, set(batch))
+        except HostError as err:
+            raise RemoteCheckError(str(err)) from None
+        self.source = self.source or output.source
+        return output
+
+
+def _proof_step(
+    step: str,
+    who: str,
+    proof: Proof | None,
+    owners: list[ServiceTarget],
+    look_at: str,
+    with_object: set[str],
+) -> Step:
+    """The same step the local check builds, from an identity's PROOF line."""
+    if proof is None or proof.pairs != len(owners):
+        got = "no PROOF line" if proof is None else f"{proof.pairs} of {len(owners)} buckets"
+        why = f"the host's report for {who} is incomplete ({got})"
+        return Step(step, False, 0, f"{why}: not proven, so not passed")
+    tasks = []
+    for target in owners:
+        task = ProofTask(who, (target.name, step), look_at, None, target, None)
+        found = {f.action: f for f in proof.findings if f.service == target.name}
+        for action in ACTIONS:
+            finding = found.get(action)
+            if target.name not in with_object and action != "list":
+                # The owner wrote no test object: a denial aimed at a missing key proves nothing.
+                verdict, detail = Verdict.UNPROVEN, NO_TEST_OBJECT
+            elif finding is None:
+                verdict, detail = Verdict.DENIED, "AccessDenied"
+            elif finding.verdict == "allowed":
+                verdict, detail = Verdict.ALLOWED, "allowed"
+            else:
+                verdict, detail = Verdict.UNPROVEN, f"got {finding.code or 'no answer'}"
+            task.probes.append(Probe(who, action, target, verdict, detail))
+        tasks.append(task)
+    result = step_of((owners[0].name, step), tasks, ms=proof.ms)
+    if proof.more:
+        more = f" The host left {proof.more} more findings off its report."
+        return Step(step, False, result.ms, result.detail + more)
+    return result
+
+
+def _assemble(
+    targets: Targets,
+    checked: list[str],
+    outputs: list[HostOutput],
+    explain_assume: ExplainAssume,
+    source: str,
+) -> Report:
+    steps: dict[str, list[Step]] = {name: [] for name in checked}
+    proofs: dict[str, Proof] = {}
+    incomplete: dict[str, Step] = {}
+    for output in outputs:
+        for name, found in output.checks.items():
+            steps[name] += [
+                _explain(s, targets.services[name], source, explain_assume) for s in found
+            ]
+        proofs.update(output.proofs)
+        for owner, lines in output.problems.items():
+            for name in checked if owner == "*" else [owner] if owner in steps else checked:
+                steps[name].append(Step("report", False, 0, "garbled host output: " + lines[0]))
+    for output in outputs:
+        for name in output.expected - output.ended:
+            for service in checked if name == "host" else [name]:
+                incomplete[service] = _incomplete(name, output.cut, output.deadline)
+    results: dict[str, ServiceResult] = {}
+    host_look = host_policies(targets.host_role_arn)
+    with_object = {n for n in checked if any(s.name == "put" and s.ok for s in steps[n])}
+    for name in checked:
+        target = targets.services[name]
+        others = [targets.services[o] for o in checked if o != name]
+        direct = _proof_step(
+            DIRECT,
+            "the host role",
+            _only(proofs.get("host"), name),
+            [target],
+            host_look,
+            with_object,
+        )
+        ordered = [direct, *[s for s in steps[name] if s.name != "delete"]]
+        if others and any(s.name == "assume role" and s.ok for s in steps[name]):
+            ordered.append(
+                _proof_step(
+                    ISOLATION,
+                    f"{name}'s role",
+                    proofs.get(name),
+                    others,
+                    service_policies(target),
+                    with_object,
+                )
+            )
+        if name in with_object:  # nothing of the check's own to delete otherwise
+            ordered += [s for s in steps[name] if s.name == "delete"]
+        if name in incomplete:
+            ordered.append(incomplete[name])
+        results[name] = ServiceResult(ordered)
+    return Report(source=source, services=results)
+
+
+def _only(proof: Proof | None, name: str) -> Proof | None:
+    """The host's proof narrowed to one bucket (its line covers them all)."""
+    if proof is None:
+        return None
+    return Proof(1, proof.ms, [f for f in proof.findings if f.service == name], proof.more)
+
+
 def run_via_ssm(
     session: boto3.Session,
     targets: Targets,
     names: Sequence[str],
     wait_seconds: float,
+    deadline_seconds: float = 600.0,
     command: Callable[[Any], SsmCommand] = SsmCommand,
     register_seconds: float = 600.0,
 ) -> Report:
+    """Prepare, probe and clean up on the host, each phase a command per batch of services."""
     if targets.topology != "shared" or not targets.host_instance_id:
         raise UsageError("--via-ssm needs a shared-topology stack with a hostInstanceId output")
     checked = list(names) or list(targets.services)
     ssm = session.client("ssm", region_name=targets.region)
     iam = session.client("iam", region_name=targets.region)
-    run_seconds = int(wait_seconds) + 300
-    runner = command(ssm)
-    script = render_script(targets, checked, wait_seconds)
+    options = {
+        "run": uuid.uuid4().hex[:12],
+        "wait": wait_seconds,
+        "body": max(60, int(deadline_seconds) // 3),
+        "register": register_seconds,
+    }
+    phases = _Phases(command(ssm), targets, options)
+    outputs: list[HostOutput] = []
+    prepared: list[str] = []
     try:
-        command_id = runner.send(targets.host_instance_id, script, run_seconds, register_seconds)
-        invocation = runner.wait(command_id, targets.host_instance_id, run_seconds + 60)
+        for batch in _batches(checked, PREPARE_BATCH):
+            prepared += batch  # before it is sent: an error midway still cleans it up
+            outputs.append(phases.run("prepare", batch, []))
+        assumed = [
+            n
+            for n in checked
+            if any(s.name == "assume role" and s.ok for o in outputs for s in o.checks.get(n, []))
+        ]
+        for batch in _batches(["host", *assumed], PROBE_BATCH):
+            outputs.append(phases.run("probe", batch, checked))
     except NoCredentialsError:
         raise UsageError(
             "no usable AWS credentials to send the SSM command: set AWS_PROFILE or AWS_*"
         ) from None
     except BotoCoreError as err:
         raise RemoteCheckError(f"cannot reach SSM: {err}") from None
-    if invocation.get("StandardErrorContent"):
-        log.info("host stderr: %s", invocation["StandardErrorContent"].strip())
+    finally:
+        # Whatever happened, the test objects the prepare phase wrote are deleted.
+        # A leaking identity's put probe may have written where the owner's own put failed,
+        # so every prepared service is cleaned up; delete-object of a missing key is harmless.
+        for batch in _batches(prepared, PREPARE_BATCH):
+            try:
+                outputs.append(phases.run("cleanup", batch, []))
+            except (CheckError, BotoCoreError) as err:
+                log.warning(
+                    "cleanup on the host failed (%s); the lifecycle rule expires the test "
+                    "objects in a day",
+                    err,
+                )
 
     def explain_assume(source: str, target: ServiceTarget, message: str) -> str:
         return explain_assume_denied(iam, source, target, message)
 
-    stdout = str(invocation.get("StandardOutputContent", ""))
-    return parse_output(stdout, targets, checked, explain_assume)
+    return _assemble(targets, checked, outputs, explain_assume, phases.source)

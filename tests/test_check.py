@@ -25,9 +25,10 @@ from check_world import (
 from checks.aws_rules import aws_iam_rules
 from checks.cli import main
 from checks.expectations import RESERVED_PREFIX, Checker, CheckOptions
+from checks.own_bucket import OwnBucket
 from checks.targets import parse_outputs
 
-SHARED_STEPS = ["direct access denied", "assume role", "list", "put", "get", "delete", "isolation"]
+SHARED_STEPS = ["direct access denied", "assume role", "list", "put", "get", "isolation", "delete"]
 HOST_SOURCE = f"arn:aws:sts::{ACCOUNT}:assumed-role/dev-host-role-0a1b2c3/{INSTANCE_ID}"
 
 
@@ -241,8 +242,8 @@ def test_dedicated_credentials_check_their_own_service(
         "list",
         "put",
         "get",
-        "delete",
         "isolation",
+        "delete",
     ]
     assert report["source"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/service-a-role")
     code, out, err = run_check(world, tmp_path, monkeypatch, capsys, "--service", "service-b")
@@ -272,7 +273,7 @@ def test_a_crash_midway_still_deletes_the_test_object(
     def crash(*_args: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Checker, "_read_back", crash)
+    monkeypatch.setattr(OwnBucket, "_read_back", crash)
     checker = Checker(world.session(), parse_outputs(world.outputs, "t"), CheckOptions(0))
     with aws_iam_rules(), pytest.raises(RuntimeError, match="boom"):
         checker.run(["service-a"])

@@ -64,7 +64,7 @@ def test_dedicated_topology_rehearses_as_each_services_own_role() -> None:
     assert "host role" not in matrix_rows(rehearsal)
     assert report.source.count(":assumed-role/") == 2
     for service in ("service-a", "service-b"):
-        assert list(steps(rehearsal, service)) == ["list", "put", "get", "delete", "isolation"]
+        assert list(steps(rehearsal, service)) == ["list", "put", "get", "isolation", "delete"]
 
 
 def test_dropping_the_hosts_assume_statement_is_diagnosed_as_the_identity_side() -> None:

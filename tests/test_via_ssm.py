@@ -10,7 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,10 @@ import pytest
 from check_world import ACCOUNT, INSTANCE_ID, REGION, USER_BODY, USER_KEY, Wiring, build, objects
 
 from checks.aws_rules import aws_iam_rules
+from checks.host_report import HostError, parse_host_output
 from checks.targets import parse_outputs
-from checks.via_ssm import RemoteCheckError, SsmCommand, parse_output, render_script, run_via_ssm
+from checks.via_ssm import SsmCommand, render_script, run_via_ssm
+from checks.via_ssm import _assemble as assemble
 from infra.aws_config import render_aws_config
 
 BIN = Path(sys.executable).parent
@@ -94,12 +98,13 @@ class HostAgent:
     def __init__(self, url: str, host_env: dict[str, str], config_file: Path) -> None:
         self.url = url
         self.host_env = host_env
+        self.path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
         self.config_file = config_file
         self.ran = 0
 
     def run(self, script: str) -> subprocess.CompletedProcess[str]:
         env = {
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "PATH": self.path,
             "AWS_ENDPOINT_URL": self.url,
             "AWS_CONFIG_FILE": str(self.config_file),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.config_file) + ".none",
@@ -156,13 +161,15 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
 
     monkeypatch.setattr(ssm_models.Command, "invocation_response", pending)
 
+    ran: set[str] = set()
+
     def agent_sleep(_seconds: float) -> None:
-        """While we 'wait', the host picks up the command and runs it."""
-        if not backend._commands:
-            return  # still waiting for the instance to register
-        command = backend._commands[-1]
-        invocation = command.invocations[0]
-        if invocation["Status"] == "InProgress" and agent.ran == 0:
+        """While we 'wait', the host picks up each command and runs it."""
+        for command in backend._commands:
+            invocation = command.invocations[0]
+            if command.command_id in ran or invocation["Status"] != "InProgress":
+                continue
+            ran.add(command.command_id)
             with aws_iam_rules():
                 done = agent.run(command.parameters["commands"][0])
             invocation.update(
@@ -184,7 +191,7 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
                 ssm, sleep=agent_sleep, clock=lambda: float(next(clock)), progress=progress
             ),
         )
-    assert len(sends) == 2, "the first send must find the instance unregistered"
+    assert len(sends) == 4, "one refusal, then prepare, probe (host and service-a), cleanup"
     assert f"waiting for {INSTANCE_ID} to register with SSM" in progress.getvalue()
     assert ": InProgress (" in progress.getvalue()
     assert report.source.endswith(f":assumed-role/dev-host-role-0a1b2c3/{INSTANCE_ID}")
@@ -195,33 +202,123 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
         "list",
         "put",
         "get",
-        "delete",
         "isolation",
+        "delete",
     ]
     assert service_a.ok, [s.detail for s in service_a.steps if not s.ok]
     (direct, assume) = report.services["service-b"].steps
-    assert direct.ok and not assume.ok
+    assert not direct.ok and "no test object to aim at" in direct.detail, "b wrote no object"
+    assert not assume.ok
     assert "Cause: identity side" in assume.detail, assume.detail
     for out in world.outputs["services"].values():
         assert objects(out["bucketName"]) == {USER_KEY: USER_BODY}, out["bucketName"]
 
 
-def test_script_flags_direct_access_and_leaks_no_secret(server: str, tmp_path: Path) -> None:
-    """Run the script alone: an over-privileged host fails, and no key reaches its output."""
-    leak = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::*"}
-    world = build(Wiring(services=("service-a",), host_extra=[leak]))
+class DirectRunner:
+    """Stands in for SSM itself: each sent script runs on the HostAgent at once."""
+
+    def __init__(self, agent: HostAgent) -> None:
+        self.agent = agent
+        self.scripts: list[str] = []
+        self.results: list[subprocess.CompletedProcess[str]] = []
+
+    def send(self, _instance: str, script: str, run_seconds: int, _register: float) -> str:
+        self.scripts.append(script)
+        body = int(script.split("BODY_SECONDS=", 1)[1].split("\n", 1)[0])
+        assert run_seconds >= body + 30, "executionTimeout must leave room to clean up"
+        with aws_iam_rules():
+            self.results.append(self.agent.run(script))
+        return str(len(self.results) - 1)
+
+    def wait(self, command_id: str, _instance: str, _timeout: float) -> dict[str, Any]:
+        done = self.results[int(command_id)]
+        return {
+            "Status": "Success" if done.returncode == 0 else "Failed",
+            "StandardOutputContent": done.stdout,
+            "StandardErrorContent": done.stderr,
+        }
+
+
+def via_ssm(server: str, world: Any, tmp_path: Path) -> tuple[Any, DirectRunner]:
     agent = HostAgent(server, world.environment(), write_profiles(tmp_path, world.outputs))
-    targets = parse_outputs(world.outputs, "test")
-    with aws_iam_rules():
-        done = agent.run(render_script(targets, ["service-a"], 0))
-    assert done.returncode == 1, done.stderr
-    report = parse_output(done.stdout, targets, ["service-a"], lambda *_: "unused")
-    direct = report.services["service-a"].steps[0]
-    assert direct.name == "direct access denied" and not direct.ok
-    assert "over-privileged" in direct.detail
+    runner = DirectRunner(agent)
+    report = run_via_ssm(
+        boto3.Session(region_name=REGION),
+        parse_outputs(world.outputs, "test"),
+        [],
+        wait_seconds=0,
+        command=lambda _ssm: runner,  # type: ignore[arg-type,return-value]
+    )
+    return report, runner
+
+
+HOST_READS_ALL = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::*/*"}
+A_DELETES_B = {
+    "Effect": "Allow",
+    "Action": "s3:DeleteObject",
+    "Resource": "arn:aws:s3:::service-b-bucket-0a1b2c3/*",
+}
+
+
+def test_the_host_side_proves_object_level_isolation(server: str, tmp_path: Path) -> None:
+    """The same object-level proof as the local check, made by the aws CLI on the host, with
+    no ListBucket in the leaking grant; user objects untouched, nothing left behind, no key
+    in the output."""
+    host_reads_b = {**HOST_READS_ALL, "Resource": "arn:aws:s3:::service-b-bucket-0a1b2c3/*"}
+    wiring = Wiring(
+        services=("service-a", "service-b"),
+        host_extra=[host_reads_b],
+        service_extra={"service-a": [A_DELETES_B]},
+    )
+    world = build(wiring)
+    report, runner = via_ssm(server, world, tmp_path)
+    failing = {"service-a": ["isolation"], "service-b": ["direct access denied"]}
+    found = {
+        name: [s.name for s in result.steps if not s.ok]
+        for name, result in report.services.items()
+        if not result.ok
+    }
+    assert found == failing, [s.detail for r in report.services.values() for s in r.steps]
+    modes = [s.split("MODE=", 1)[1].split("\n", 1)[0] for s in runner.scripts]
+    assert modes == ["prepare", "probe", "cleanup"]
+    for out in world.outputs["services"].values():
+        assert objects(out["bucketName"]) == {USER_KEY: USER_BODY}, out["bucketName"]
+    text = "".join(r.stdout + r.stderr for r in runner.results)
     for secret in (world.credentials["SecretAccessKey"], world.credentials["SessionToken"]):
-        assert secret not in done.stdout + done.stderr
+        assert secret not in text
+
+
+def test_the_script_stops_at_its_own_deadline_and_cleans_up(server: str, tmp_path: Path) -> None:
+    """The SSM agent SIGKILLs at executionTimeout, when no trap runs: the script's body has its
+    own deadline inside it, and the outer part then deletes what the body wrote and removes the
+    CLI's credential cache. Here every get hangs, so the body is stopped mid-prepare, after
+    its put."""
+    world = build(Wiring(services=("service-a",)))
+    agent = HostAgent(server, world.environment(), write_profiles(tmp_path, world.outputs))
+    bin_dir = tmp_path / "slow-bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(
+        f'#!/bin/bash\ncase " $* " in *" get-object "*) sleep 30 ;; esac\nexec {BIN / "aws"} "$@"\n'
+    )
+    (bin_dir / "aws").chmod(0o755)
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    targets = parse_outputs(world.outputs, "test")
+    script = render_script(targets, "prepare", ["service-a"], [], "run1", 0, 4).replace(
+        "base=/dev/shm", f"base={shm}"
+    )
+    agent.path = f"{bin_dir}{os.pathsep}{agent.path}"
+    start = time.monotonic()
+    with aws_iam_rules():
+        done = agent.run(script)
+    elapsed = time.monotonic() - start
+    assert elapsed < 25, f"the body ran {elapsed:.0f}s past its 4 s deadline"
+    assert "DEADLINE\t4" in done.stdout and done.returncode == 1, done.stdout + done.stderr
+    assert "\tput\t1\t" in done.stdout, "the put ran before the deadline"
+    assert list(shm.iterdir()) == [], "the work directory and the CLI cache must be gone"
     assert objects(targets.services["service-a"].bucket_name) == {USER_KEY: USER_BODY}
+    output = parse_host_output(done.stdout, {"service-a"}, {"service-a", "host"}, {"service-a"})
+    assert output.deadline == "4" and "service-a" not in output.ended
 
 
 TARGETS = parse_outputs(
@@ -243,63 +340,106 @@ TARGETS = parse_outputs(
 )
 
 
-def test_parse_output_explains_each_kind_of_failure() -> None:
-    """Each failed step gets its cause and fix, as in the local check."""
-    lines = "\n".join(
-        [
-            "SOURCE\tarn:aws:sts::123456789012:assumed-role/host/i-1",
-            "CHECK\ta\tdirect access denied\t0\t5\tALLOWED",
-            "CHECK\ta\tassume role\t0\t7\tAn error occurred (AccessDenied) when calling the "
-            "AssumeRole operation: not authorized",
-            "CHECK\tb\tlist\t0\t3\tAn error occurred (AccessDenied) when calling ListObjectsV2",
-            "CHECK\tb\tget\t0\t3\tMISMATCH read back bytes that differ from those written",
-            "CHECK\tb\tisolation\t0\t9\tALLOWED a",
-            "noise that is not part of the protocol",
-            "END\ta",
-            "END\tb",
-        ]
-    )
-    seen: list[str] = []
+KNOWN = {"a", "b"}
+SOURCE = "SOURCE\tarn:aws:sts::123456789012:assumed-role/host/i-1"
 
-    def explain(source: str, target: Any, message: str) -> str:
-        seen.append(source)
-        return f"diagnosed {target.name}"
 
-    report = parse_output(lines, TARGETS, ["a", "b"], explain)
-    a, b = report.services["a"].steps, report.services["b"].steps
-    assert "over-privileged" in a[0].detail and a[1].detail == "diagnosed a"
-    assert seen == ["arn:aws:sts::123456789012:assumed-role/host/i-1"]
-    assert "lacks s3:ListBucket" in b[0].detail
-    assert b[1].detail.startswith("MISMATCH")
-    assert "b's role can list a-bucket" in b[2].detail
-    assert [s.ms for s in a] == [5, 7] and not report.ok
+def test_parse_output_reads_each_kind_of_line() -> None:
+    lines = [
+        SOURCE,
+        "CHECK\ta\tassume role\t0\t7\tAn error occurred (AccessDenied) when calling AssumeRole",
+        "PROOF\thost\t2\t40\tb:get:allowed\ta:put:unproven:SlowDown",
+        "END\ta",
+        "END\thost",
+    ]
+    out = parse_host_output("\n".join(lines), KNOWN, KNOWN | {"host"}, {"a", "host"})
+    assert out.checks["a"][0].name == "assume role" and not out.checks["a"][0].ok
+    proof = out.proofs["host"]
+    assert (proof.pairs, proof.ms) == (2, 40)
+    assert [(f.service, f.action, f.verdict, f.code) for f in proof.findings] == [
+        ("b", "get", "allowed", ""),
+        ("a", "put", "unproven", "SlowDown"),
+    ]
+    assert out.ended == {"a", "host"} and out.problems == {}
+
+
+HOSTILE = [
+    ("CHECK\ta\tlist\t1\tfast\tlisted", "a", "ms a whole number"),
+    ("CHECK\ta\tlist\tyes\t3\tlisted", "a", "result must be 0 or 1"),
+    ("CHECK\ta\tlist\t1", "a", "needs 5 fields"),
+    ("CHECK\tzz\tlist\t1\t3\tx", "*", "unknown service"),
+    ("PROOF\thost\tmany\t3", "host", "whole numbers"),
+    ("PROOF\thost\t1\t3\tb:get:maybe", "host", "unknown verdict"),
+    ("PROOF\thost\t1\t3\tb;rm -rf /", "host", "unreadable finding"),
+    ("\x1b[31mCHECK\ta\tlist\t1\t3\tx", "a", "not a line of the check's protocol"),
+]
+
+
+@pytest.mark.parametrize(("line", "owner", "problem"), HOSTILE)
+def test_hostile_and_garbled_lines_fail_without_a_traceback(
+    line: str, owner: str, problem: str
+) -> None:
+    """A garbled line is a finding about the report, never a crash and never a pass."""
+    stdout = f"{SOURCE}\n{line}\nEND\ta\n"
+    out = parse_host_output(stdout, KNOWN, KNOWN | {"host"}, {"a"})
+    assert problem in out.problems[owner][0], out.problems
+
+
+def test_a_garbled_line_fails_the_service_in_the_report() -> None:
+    lines = [SOURCE, "CHECK\ta\tassume role\t1\t5\tok", "CHECK\ta\tlist\t1\tNaN\tok", "END\ta"]
+    out = parse_host_output("\n".join(lines), KNOWN, KNOWN | {"host"}, {"a"})
+    report = assemble(TARGETS, ["a"], [out], lambda *_: "", out.source)
+    assert "report" in [s.name for s in report.services["a"].steps if not s.ok]
+    assert not report.ok
 
 
 @pytest.mark.parametrize("cut", [False, True])
 def test_a_service_whose_report_ended_early_fails(cut: bool) -> None:
     """Steps that never arrived must not read as a pass: SSM keeps only 24,000 characters."""
     lines = [
-        "SOURCE\tarn:aws:sts::123456789012:assumed-role/host/i-1",
-        "CHECK\ta\tdirect access denied\t1\t5\tdenied",
+        SOURCE,
         "CHECK\ta\tassume role\t1\t5\tassumed",
         "END\ta",
-        "CHECK\tb\tdirect access denied\t1\t5\tdenied",
+        "CHECK\tb\tassume role\t1\t5\tassumed",
     ]
     stdout = "\n".join(lines) + ("\n" + "x" * 24_000 if cut else "")
-    report = parse_output(stdout, TARGETS, ["a", "b"], lambda *_: "")
-    assert report.services["a"].ok
+    out = parse_host_output(stdout, KNOWN, KNOWN | {"host"}, {"a", "b"})
+    report = assemble(TARGETS, ["a", "b"], [out], lambda *_: "", out.source)
     last = report.services["b"].steps[-1]
     assert last.name == "report complete" and not last.ok and not report.ok
     assert ("24,000 characters" in last.detail) is cut, last.detail
 
 
+def test_an_end_without_every_expected_step_fails() -> None:
+    """END arrived, but the host's proof line never did: not a pass."""
+    steps = ("assume role", "list", "put", "get")
+    lines = [SOURCE, *(f"CHECK\ta\t{s}\t1\t5\tok" for s in steps), "END\ta", "END\thost"]
+    out = parse_host_output("\n".join(lines), KNOWN, KNOWN | {"host"}, {"a", "host"})
+    report = assemble(TARGETS, ["a"], [out], lambda *_: "", out.source)
+    direct = report.services["a"].steps[0]
+    assert direct.name == "direct access denied" and not direct.ok
+    assert "incomplete" in direct.detail and not report.ok
+
+
 def test_script_stops_with_one_line_when_the_profiles_are_missing(tmp_path: Path) -> None:
-    """Right after boot the user data may not have written the profiles yet: say so."""
+    """Right after `pulumi up` the association may not have written the profiles yet: say so."""
     agent = HostAgent("http://127.0.0.1:9", {}, tmp_path / "missing-config")
-    done = agent.run(render_script(TARGETS, ["a"], 0))
+    done = agent.run(render_script(TARGETS, "prepare", ["a"], [], "r", 0, 60))
     assert done.returncode == 2
-    with pytest.raises(RemoteCheckError, match=r"no profiles file at .*missing-config"):
-        parse_output(done.stdout, TARGETS, ["a"], lambda *_: "")
+    with pytest.raises(HostError, match=r"no profiles file at .*missing-config"):
+        parse_host_output(done.stdout, KNOWN, KNOWN, {"a"})
+
+
+def test_script_waits_for_the_stacks_current_profiles(tmp_path: Path) -> None:
+    """A file from before the last `pulumi up` (another digest) is not what gets checked."""
+    stale = tmp_path / "config"
+    stale.write_text("[default]\nregion = us-east-1\n")
+    agent = HostAgent("http://127.0.0.1:9", {}, stale)
+    targets = replace(TARGETS, profiles_sha256="0" * 64)
+    done = agent.run(render_script(targets, "prepare", ["a"], [], "r", 0, 60))
+    assert done.returncode == 2
+    with pytest.raises(HostError, match="not the stack's current profiles file"):
+        parse_host_output(done.stdout, KNOWN, KNOWN, {"a"})
 
 
 def test_ssm_errors_are_one_clear_line(
@@ -332,14 +472,15 @@ def test_ssm_errors_are_one_clear_line(
 )
 def test_host_side_errors_are_one_clear_message(stdout: str, message: str) -> None:
     """If the script could not run, say why instead of reporting an empty success."""
-    with pytest.raises(RemoteCheckError, match=message):
-        parse_output(stdout, TARGETS, ["a"], lambda *_: "")
+    with pytest.raises(HostError, match=message):
+        parse_host_output(stdout, KNOWN, KNOWN, {"a"})
 
 
 def test_script_quotes_every_value() -> None:
     """Names reach bash as data, never as code."""
-    script = render_script(TARGETS, ["b"], 12.7)
-    assert "SERVICES=(a b)" in script and "CHECKED=(1)" in script
+    script = render_script(TARGETS, "probe", ["host", "b"], ["a", "b"], "r1", 12.7, 90)
+    assert "SERVICES=(a b)" in script and "BATCH=(h 1)" in script and "TARGETS=(0 1)" in script
     assert "WAIT_SECONDS=12" in script and f"ACCOUNT={ACCOUNT}" in script
+    assert "BODY_SECONDS=90" in script and "MODE=probe" in script
     result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,176 @@
+"""Who must not reach which bucket: plan the probes, run them, and turn them into steps.
+
+Shared topology: the host role probes every checked bucket (the bucket owner's step "direct
+access denied"), and every service role probes every other checked bucket (its own step
+"isolation"), so a leak fails the step of the identity that leaks. Dedicated topology: the
+instance's own role probes every other bucket; it can write no test object there, so get and
+delete are proven by each service's own instance, and said so.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from checks.explain import DENIED, error_code, host_policies, over_privileged, service_policies
+from checks.own_bucket import Prepared
+from checks.probes import (
+    ACTIONS,
+    NO_TEST_OBJECT,
+    RESERVED_PREFIX,
+    Probe,
+    TestObject,
+    Verdict,
+    probe,
+)
+from checks.report import Step
+from checks.targets import ServiceTarget, Targets
+from checks.work import Deadline
+
+DIRECT, ISOLATION = "direct access denied", "isolation"
+NAMES_SHOWN = 5
+ELSEWHERE = "proven on that service's own instance, where its test object is"
+
+
+@dataclass
+class ProofTask:
+    """One identity against one bucket: its probes, run in two rounds."""
+
+    who: str
+    step: tuple[str, str]
+    """(service, step name) the outcome belongs to: the identity that would leak."""
+    look_at: str
+    s3: Any
+    target: ServiceTarget
+    obj: TestObject | None
+    dedicated: bool = False
+    probes: list[Probe] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+
+    def run(self, actions: Iterable[str]) -> None:
+        self.started = self.started or time.perf_counter()
+        for action in actions:
+            if self.dedicated and action == "put":
+                self.probes.append(self._put_unique())
+            elif self.dedicated and action in ("get", "delete"):
+                continue  # no object of theirs to aim at; see ELSEWHERE
+            else:
+                self.probes.append(probe(self.s3, self.who, action, self.target, self.obj))
+        self.ended = time.perf_counter()
+
+    def _put_unique(self) -> Probe:
+        """Dedicated: a new key; if it lands, the leak is reported and the object removed."""
+        key = f"{RESERVED_PREFIX}{uuid.uuid4().hex}"
+        owner = {"Bucket": self.target.bucket_name, "ExpectedBucketOwner": self.target.account}
+        try:
+            self.s3.put_object(Key=key, Body=b"", IfNoneMatch="*", **owner)
+        except (ClientError, BotoCoreError) as err:
+            denied = isinstance(err, ClientError) and error_code(err) in DENIED
+            verdict = Verdict.DENIED if denied else Verdict.UNPROVEN
+            return Probe(self.who, "put", self.target, verdict, str(err))
+        try:
+            self.s3.delete_object(Key=key, **owner)
+            note = "it wrote an object, since deleted"
+        except (ClientError, BotoCoreError):
+            note = f"it wrote s3://{self.target.bucket_name}/{key}, which it cannot delete"
+        return Probe(self.who, "put", self.target, Verdict.ALLOWED, note)
+
+
+def plan_probes(
+    targets: Targets, prepared: Mapping[str, Prepared], caller_s3: Any, shared: bool
+) -> list[ProofTask]:
+    checked = {name: targets.services[name] for name in prepared}
+    tasks: list[ProofTask] = []
+    if shared:
+        look = host_policies(targets.host_role_arn)
+        tasks += [
+            ProofTask("the host role", (name, DIRECT), look, caller_s3, t, prepared[name].obj)
+            for name, t in checked.items()
+        ]
+        for name, mine in prepared.items():
+            if mine.s3 is None:
+                continue  # the role could not be assumed: that step has failed already
+            look = service_policies(targets.services[name])
+            tasks += [
+                ProofTask(f"{name}'s role", (name, ISOLATION), look, mine.s3, t, prepared[o].obj)
+                for o, t in checked.items()
+                if o != name
+            ]
+        return tasks
+    (name,) = prepared
+    look = service_policies(targets.services[name])
+    return [
+        ProofTask(f"{name}'s role", (name, ISOLATION), look, caller_s3, t, None, dedicated=True)
+        for other, t in targets.services.items()
+        if other != name
+    ]
+
+
+def _names(names: list[str]) -> str:
+    if len(names) <= NAMES_SHOWN:
+        return ", ".join(names)
+    return f"{', '.join(names[:NAMES_SHOWN])} and {len(names) - NAMES_SHOWN} more"
+
+
+def step_of(
+    key: tuple[str, str], tasks: list[ProofTask], missing: str = "not run", ms: int | None = None
+) -> Step:
+    """One step from an identity's probes: pass only when every probe was denied."""
+    who, dedicated = tasks[0].who, tasks[0].dedicated
+    expected = ("list", "put") if dedicated else ACTIONS
+    leaks: dict[str, list[str]] = defaultdict(list)
+    unproven: list[str] = []
+    aimless: list[str] = []  # the owner's put failed; the owner's own steps fail for it
+    for task in tasks:
+        done = {p.action for p in task.probes}
+        for p in task.probes:
+            if p.verdict is Verdict.ALLOWED:
+                leaks[task.target.name].append(p.action)
+            elif p.verdict is Verdict.UNPROVEN and p.detail == NO_TEST_OBJECT and key[1] != DIRECT:
+                aimless.append(task.target.name)
+            elif p.verdict is Verdict.UNPROVEN:
+                unproven.append(f"{p.action} on {task.target.bucket_name}: {p.detail}")
+        if not_done := [a for a in expected if a not in done]:
+            unproven.append(f"{', '.join(not_done)} on {task.target.bucket_name}: {missing}")
+    started = min((t.started for t in tasks if t.started), default=0.0)
+    if ms is None:
+        ms = round((max(t.ended for t in tasks) - started) * 1000) if started else 0
+    by_name = {t.target.name: t for t in tasks}
+    if leaks or unproven:
+        parts = [
+            over_privileged(who, actions, by_name[owner].target, tasks[0].look_at)
+            for owner, actions in sorted(leaks.items())
+        ]
+        if unproven:
+            shown = "; ".join(unproven[:NAMES_SHOWN])
+            more = (
+                f" (and {len(unproven) - NAMES_SHOWN} more)" if len(unproven) > NAMES_SHOWN else ""
+            )
+            parts.append(f"Not proven, so not passed: {shown}{more}.")
+        return Step(key[1], False, ms, " ".join(parts))
+    denied = ", ".join(expected[:-1]) + f" and {expected[-1]}"
+    buckets = [t.target.bucket_name if key[1] == DIRECT else t.target.name for t in tasks]
+    where = buckets[0] if key[1] == DIRECT else f"the buckets of {_names(buckets)}"
+    extra = f"; get and delete: {ELSEWHERE}" if dedicated else ""
+    if aimless:
+        names = _names(sorted(set(aimless)))
+        extra += f"; only list on the buckets of {names}, which hold no test object (see them)"
+    return Step(key[1], True, ms, f"{who} is denied {denied} on {where}{extra}")
+
+
+def assemble_probes(
+    targets: Targets, names: list[str], tasks: list[ProofTask], shared: bool, deadline: Deadline
+) -> dict[tuple[str, str], Step]:
+    """One step per (service, step name) that had probes planned."""
+    grouped: dict[tuple[str, str], list[ProofTask]] = defaultdict(list)
+    for task in tasks:
+        grouped[task.step].append(task)
+    missing = "the deadline passed first" if deadline.expired() else "not run"
+    return {key: step_of(key, group, missing) for key, group in grouped.items()}

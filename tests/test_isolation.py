@@ -1,0 +1,209 @@
+"""Object-level isolation: a world that leaks one action to one identity must fail, exactly there.
+
+Each world is the healthy stack plus one grant, built in moto and checked with IAM enforced,
+as the host role. The grants leave out s3:ListBucket wherever they can, because that is what
+makes a leak hard to see: without it S3 answers 403 for a missing key even where s3:GetObject
+is allowed, so only a probe aimed at an object that exists can prove the leak.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from check_world import USER_BODY, USER_KEY, Wiring, World, bucket_of, build, objects, statement
+
+from checks.aws_rules import aws_iam_rules
+from checks.cli import main
+
+OBJECT_ACTIONS = {"get": "s3:GetObject", "put": "s3:PutObject", "delete": "s3:DeleteObject"}
+LEAKS = [("list", "s3:ListBucket", ""), *((a, x, "/*") for a, x in OBJECT_ACTIONS.items())]
+
+
+def check(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> tuple[int, dict[str, Any]]:
+    for name, value in world.environment().items():
+        monkeypatch.setenv(name, value)
+    with aws_iam_rules():
+        code = main(["--outputs", str(world.write_outputs(tmp_path)), "--wait", "0", "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def failed_steps(report: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        name: [s["name"] for s in result["steps"] if not s["ok"]]
+        for name, result in report["services"].items()
+        if not result["ok"]
+    }
+
+
+def assert_untouched_and_clean(world: World) -> None:
+    """Every user object byte-identical, nothing left under the reserved prefix."""
+    for out in world.outputs["services"].values():
+        assert objects(out["bucketName"]) == {USER_KEY: USER_BODY}, out["bucketName"]
+
+
+@pytest.mark.parametrize(("action", "iam_action", "suffix"), LEAKS, ids=[x[0] for x in LEAKS])
+def test_the_host_leaking_one_action_on_one_bucket_fails_that_bucket(
+    aws: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    action: str,
+    iam_action: str,
+    suffix: str,
+) -> None:
+    """The host role given one S3 action on service-b's bucket: service-b's direct-access step
+    fails, naming the host, the action and the bucket; nothing else fails."""
+    grant = statement(iam_action, f"arn:aws:s3:::{bucket_of('service-b')}{suffix}")
+    world = build(Wiring(host_extra=[grant]))
+    code, report = check(world, tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert failed_steps(report) == {"service-b": ["direct access denied"]}
+    detail = next(s["detail"] for s in report["services"]["service-b"]["steps"] if not s["ok"])
+    assert detail.startswith("the host role can "), detail
+    assert iam_action in detail and bucket_of("service-b") in detail
+    assert "Look at: the host role's inline and attached policies" in detail
+    assert "Fix: remove that grant" in detail
+    assert_untouched_and_clean(world)
+
+
+@pytest.mark.parametrize(("action", "iam_action", "suffix"), LEAKS, ids=[x[0] for x in LEAKS])
+def test_a_service_role_leaking_one_action_fails_only_that_service(
+    aws: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    action: str,
+    iam_action: str,
+    suffix: str,
+) -> None:
+    """service-a's role given one action on service-b's bucket: service-a's isolation fails."""
+    grant = statement(iam_action, f"arn:aws:s3:::{bucket_of('service-b')}{suffix}")
+    world = build(Wiring(service_extra={"service-a": [grant]}))
+    code, report = check(world, tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert failed_steps(report) == {"service-a": ["isolation"]}
+    detail = next(s["detail"] for s in report["services"]["service-a"]["steps"] if not s["ok"])
+    assert detail.startswith("service-a's role can "), detail
+    assert iam_action in detail and bucket_of("service-b") in detail
+    assert "service-a-role-0a1b2c3" in detail, "it names the policy to look at"
+    assert_untouched_and_clean(world)
+
+
+def test_the_host_reading_every_object_fails_every_bucket(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The issue's first adversary: s3:GetObject on arn:aws:s3:::*/*, no ListBucket."""
+    world = build(Wiring(host_extra=[statement("s3:GetObject", "arn:aws:s3:::*/*")]))
+    code, report = check(world, tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert failed_steps(report) == {
+        name: ["direct access denied"] for name in ("service-a", "service-b", "service-c")
+    }
+    assert_untouched_and_clean(world)
+
+
+def test_a_role_with_read_write_delete_on_another_bucket_is_caught(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The issue's second adversary: Put/Get/Delete on another service's bucket/*."""
+    grant = statement(
+        ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+        f"arn:aws:s3:::{bucket_of('service-c')}/*",
+    )
+    world = build(Wiring(service_extra={"service-b": [grant]}))
+    code, report = check(world, tmp_path, monkeypatch, capsys)
+    assert code == 1 and failed_steps(report) == {"service-b": ["isolation"]}
+    detail = next(s["detail"] for s in report["services"]["service-b"]["steps"] if not s["ok"])
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert action in detail, detail
+    assert_untouched_and_clean(world)
+
+
+def test_the_healthy_world_proves_every_action_denied(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The same probes on the healthy stack: every negative step says what was denied."""
+    world = build()
+    code, report = check(world, tmp_path, monkeypatch, capsys)
+    assert code == 0, failed_steps(report)
+    for name, result in report["services"].items():
+        steps = {s["name"]: s["detail"] for s in result["steps"]}
+        assert (
+            "denied list, get, put and delete on " + bucket_of(name)
+            in steps["direct access denied"]
+        )
+        assert "denied list, get, put and delete on the buckets of" in steps["isolation"]
+    assert_untouched_and_clean(world)
+
+
+def _session_of(world: World, service: str) -> Any:
+    import boto3
+
+    sts = world.session().client("sts")
+    credentials = sts.assume_role(
+        RoleArn=world.outputs["services"][service]["roleArn"], RoleSessionName="probe-test"
+    )["Credentials"]
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def test_put_and_delete_probes_change_nothing_even_when_allowed(aws: None) -> None:
+    """A leaking identity's put and delete probes are answered 412 and leave the owner's test
+    object exactly as it was: the proof costs no data."""
+    from checks.probes import RESERVED_PREFIX, TestObject, Verdict, probe
+    from checks.targets import parse_outputs
+
+    grant = statement(
+        ["s3:PutObject", "s3:DeleteObject"], f"arn:aws:s3:::{bucket_of('service-b')}/*"
+    )
+    world = build(Wiring(service_extra={"service-a": [grant]}))
+    key = f"{RESERVED_PREFIX}owned-by-b"
+    import boto3
+
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket=bucket_of("service-b"), Key=key, Body=b"b's test object"
+    )
+    target = parse_outputs(world.outputs, "t").services["service-b"]
+    with aws_iam_rules():
+        leaker = _session_of(world, "service-a")
+        found = [
+            probe(leaker, "a", action, target, TestObject(key, "t")) for action in ("put", "delete")
+        ]
+    assert [p.verdict for p in found] == [Verdict.ALLOWED, Verdict.ALLOWED], found
+    assert all("PreconditionFailed" in p.detail for p in found), found
+    assert objects(bucket_of("service-b"))[key] == b"b's test object"
+
+
+def test_the_emulator_answers_a_missing_key_as_s3_does(aws: None) -> None:
+    """moto says NoSuchKey to anyone allowed s3:GetObject; S3 says AccessDenied unless the
+    caller may also list the bucket. The fixture restores S3's answer (and keeps it for
+    callers who may list)."""
+    from botocore.exceptions import ClientError
+
+    get_only = statement("s3:GetObject", f"arn:aws:s3:::{bucket_of('service-b')}/*")
+    world = build(Wiring(service_extra={"service-a": [get_only]}))
+    with aws_iam_rules():
+        reader = _session_of(world, "service-a")
+        owner = _session_of(world, "service-b")
+        codes = []
+        for client, bucket in ((reader, bucket_of("service-b")), (owner, bucket_of("service-b"))):
+            for call in (client.get_object, client.head_object):
+                try:
+                    call(Bucket=bucket, Key="no/such/key")
+                except ClientError as err:
+                    codes.append(err.response["Error"]["Code"])
+        assert (
+            reader.get_object(Bucket=bucket_of("service-b"), Key=USER_KEY)["Body"].read()
+            == USER_BODY
+        )
+    assert codes == ["AccessDenied", "AccessDenied", "NoSuchKey", "404"], codes
