@@ -532,7 +532,7 @@ def test_every_rule_becomes_one_mandatory_policy() -> None:
     assert kinds == [True] * len(rules.RESOURCE_RULES) + [False] * len(rules.STACK_RULES)
 
 
-def test_the_resource_adapter_passes_type_and_props_and_reports_each_message() -> None:
+def test_the_resource_adapter_passes_type_and_props_and_names_the_resource() -> None:
     """The adapter is the only glue: the rule gets the engine's type and props, unchanged."""
     calls: list[tuple[str, Any]] = []
 
@@ -546,7 +546,7 @@ def test_the_resource_adapter_passes_type_and_props_and_reports_each_message() -
     reported: list[tuple[str, str | None]] = []
     policy.validate(args, lambda message, urn: reported.append((message, urn)))
     assert calls == [("aws:x/y:Y", props)]
-    assert reported == [("first fix", None), ("second fix", None)]
+    assert reported == [("aws:x/y:Y y: first fix", None), ("aws:x/y:Y y: second fix", None)]
 
 
 def test_the_stack_adapter_reports_each_violation_against_its_resource() -> None:
