@@ -16,8 +16,9 @@ except ImportError:
 
 PolicyPack(
     name="ec2-assume-role",
-    description="Guarantees of the ec2-assume-role stack: private TLS-only buckets, no IAM "
-    "wildcards, no public trust, IMDSv2 and encrypted volumes, no ingress from anywhere.",
+    description="Guarantees of the ec2-assume-role stack: trust in named principals only, no "
+    "IAM wildcards or privilege escalation, allow-listed managed policies, private TLS-only "
+    "buckets, IMDSv2, encrypted EBS, no ingress from the internet.",
     policies=adapters.policies(rules.RESOURCE_RULES, rules.STACK_RULES),
     enforcement_level=adapters.ENFORCEMENT,
 )

@@ -43,11 +43,15 @@ class StackRuleLike(Protocol):
 
 
 def resource_policy(rule: ResourceRuleLike) -> ResourceValidationPolicy:
-    """Report each message the rule returns for the resource being validated."""
+    """Report each message the rule returns for the resource being validated, naming it.
+
+    The rule sees only type and properties; the name comes first here so that every message
+    says which resource to fix, even where the CLI prints it apart from the resource.
+    """
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         for message in rule.check(args.resource_type, args.props):
-            report_violation(message, None)
+            report_violation(f"{args.resource_type} {args.name}: {message}", None)
 
     return ResourceValidationPolicy(
         name=rule.name,

@@ -1,0 +1,104 @@
+"""Bucket policies: no Allow to strangers (guarantee 4 of the pack, second half).
+
+A service's bucket is reached through its service role's identity policy; its bucket policy
+only takes access away. So any Allow in a bucket policy must name specific roles or users of
+this stack's own account: never `*`, an account, a service, another account, or NotPrincipal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+try:
+    from policy import rules_base as base
+except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
+    import rules_base as base  # type: ignore[import-not-found, no-redef]
+
+NAME_THE_ROLE = (
+    "grant the service role in its identity policy instead, or name one role or user ARN "
+    "of this account"
+)
+
+
+def bucket_documents(resource_type: str, props: base.Props) -> list[tuple[str, Any]]:
+    """(where, document) of the bucket policies a resource writes: BucketPolicy or inline."""
+    if resource_type == base.BUCKET_POLICY or resource_type in base.BUCKET_TYPES:
+        value = props.get("policy")
+        return [("policy", value)] if value else []
+    return []
+
+
+def _allow_problems(where: str, statement: base.Props) -> list[str]:
+    if "NotPrincipal" in statement:
+        return [f"{where} allows everyone but its NotPrincipal: {NAME_THE_ROLE}"]
+    if base.is_anyone(statement.get("Principal")):
+        return [f'{where} allows anyone ("*"), whatever its conditions: {NAME_THE_ROLE}']
+    problems: list[str] = []
+    for kind, value in base.principals(statement.get("Principal")):
+        if kind == "AWS" and base.NAMED_PRINCIPAL.match(value):
+            continue  # Its account is checked against the stack's: s3-bucket-policy-own-account.
+        if kind == "AWS" and base.ACCOUNT_ROOT.match(value):
+            problems.append(f'{where} allows the whole account "{value}": {NAME_THE_ROLE}')
+        else:
+            problems.append(f'{where} allows the {kind} principal "{value}": {NAME_THE_ROLE}')
+    return problems
+
+
+def bucket_policy_no_public_allow(resource_type: str, props: base.Props) -> list[str]:
+    """An Allow in a bucket policy opens the bucket to whoever it names, past every role."""
+    found: list[str] = []
+    for where, value in bucket_documents(resource_type, props):
+        doc = base.document(value)
+        if doc is None:
+            found.append(base.not_a_document(where))
+            continue
+        for label, statement in base.statements(doc):
+            if base.grants(statement):
+                found += _allow_problems(f"{where} {label}", statement)
+    return found
+
+
+def _stack_accounts(resources: Sequence[base.StackResource]) -> set[str]:
+    """The accounts of the stack's roles: where its principals live (unknown in a preview)."""
+    accounts = set()
+    for role in base.of_type(resources, base.ROLE):
+        match = base.NAMED_PRINCIPAL.match(str(role.props.get("arn")))
+        if match:
+            accounts.add(match.group(1) or match.group(2))
+    return accounts
+
+
+def _named_accounts(doc: base.Props) -> Iterator[tuple[str, str, str]]:
+    """(label, principal, account) of each role or user an Allow of the document names."""
+    for label, statement in base.statements(doc):
+        if not base.grants(statement):
+            continue
+        for _, value in base.principals(statement.get("Principal")):
+            match = base.NAMED_PRINCIPAL.match(value)
+            if match:
+                yield label, value, match.group(1) or match.group(2)
+
+
+def bucket_policies_own_account(
+    resources: Sequence[base.StackResource],
+) -> list[tuple[str, str]]:
+    """A bucket policy may allow only principals of the account its stack deploys to."""
+    found: list[tuple[str, str]] = []
+    accounts: set[str] | None = None  # Read only when an Allow names a principal.
+    for resource in base.of_type(resources, base.BUCKET_POLICY, *base.BUCKET_TYPES):
+        for where, value in bucket_documents(resource.resource_type, resource.props):
+            doc = base.document(value)
+            for label, principal, account in _named_accounts(doc) if doc is not None else ():
+                accounts = _stack_accounts(resources) if accounts is None else accounts
+                if account in accounts:
+                    continue
+                known = ", ".join(sorted(accounts)) or "none: no role of the stack has an ARN"
+                found.append(
+                    (
+                        resource.urn,
+                        f"{resource.name}'s {where} {label} allows {principal}, of account "
+                        f"{account}, not of this stack's account ({known}): {NAME_THE_ROLE}",
+                    )
+                )
+    return found

@@ -1,0 +1,418 @@
+"""The pack's IAM rules: trust, identity policies, privilege escalation, managed policies.
+
+Each breakage is a real program (policy_programs) judged under the mocks (policy_harness).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi_aws as aws
+import pytest
+from conftest import ACCOUNT
+from policy_harness import judge, run
+from policy_programs import (
+    EC2_TRUST,
+    GITHUB_TRUST,
+    OTHER_ACCOUNT,
+    SSM_CORE,
+    Breakage,
+    allow,
+    assert_caught,
+    assert_not_passed_in_preview,
+    doc,
+    role,
+    secure_bucket,
+)
+
+from policy import rules_identity
+
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/operator"
+STACK_ROLES = f"arn:aws:iam::{ACCOUNT}:role/ec2-assume-role/dev/*"
+
+
+def _trust(statement: dict[str, Any]) -> None:
+    role("trusting", EC2_TRUST, statement)
+
+
+def _aws(principal: Any, **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole", **extra}
+
+
+def _widened_service_trust() -> None:
+    """The service role's trust names the host role (unknown in a preview) and the root."""
+    host = role("host")
+    aws.iam.Role(
+        "service",
+        assume_role_policy=host.arn.apply(
+            lambda arn: doc(EC2_TRUST, _aws([arn, f"arn:aws:iam::{ACCOUNT}:root"]))
+        ),
+    )
+
+
+def _github(conditions: dict[str, Any]) -> dict[str, Any]:
+    return {**GITHUB_TRUST, "Condition": conditions}
+
+
+def _grant(*statements: dict[str, Any]) -> None:
+    """The service role's grant (a RolePolicy), here with the given statements."""
+    service = role("service")
+    aws.iam.RolePolicy("grant", role=service.name, policy=doc(*statements))
+
+
+def _own_grant() -> None:
+    """A grant computed from the bucket's ARN, unknown in a preview, that also takes s3:*."""
+    bucket = secure_bucket("data")
+    service = role("service")
+    aws.iam.RolePolicy(
+        "grant", role=service.name, policy=bucket.arn.apply(lambda arn: doc(allow("s3:*", arn)))
+    )
+
+
+def _attach(arn: str) -> None:
+    aws.iam.RolePolicyAttachment("attach", role=role("service").name, policy_arn=arn)
+
+
+def _attach_own_policy() -> None:
+    """A customer-managed policy of the stack: its ARN is unknown in a preview."""
+    policy = aws.iam.Policy("broad", policy=doc(allow("s3:GetObject", "arn:aws:s3:::x/*")))
+    aws.iam.RolePolicyAttachment("attach", role=role("service").name, policy_arn=policy.arn)
+
+
+TRUST = "iam-trust-named-principals"
+WILDCARD = "iam-no-wildcard-allow"
+ESCALATION = "iam-no-privilege-escalation"
+MANAGED = "iam-managed-policy-allow-list"
+BOTH = frozenset({ESCALATION})
+
+BREAKAGES = [
+    Breakage(
+        "trust-account-root-with-condition",
+        TRUST,
+        "trusting",
+        f'trusts the whole account "arn:aws:iam::{ACCOUNT}:root"',
+        lambda: _trust(
+            _aws(
+                f"arn:aws:iam::{ACCOUNT}:root",
+                Condition={"ArnEquals": {"aws:PrincipalArn": ROLE_ARN}},
+            )
+        ),
+        in_preview=True,
+    ),
+    Breakage(
+        "trust-bare-account-id",
+        TRUST,
+        "trusting",
+        f'trusts the whole account "{OTHER_ACCOUNT}"',
+        lambda: _trust(_aws([ROLE_ARN, OTHER_ACCOUNT])),
+        in_preview=True,
+    ),
+    Breakage(
+        "trust-root-in-another-partition",
+        TRUST,
+        "trusting",
+        "arn:aws-us-gov:iam::123456789012:root",
+        lambda: _trust(_aws("arn:aws-us-gov:iam::123456789012:root")),
+    ),
+    Breakage(
+        "trust-anyone-in-the-account-by-condition",
+        TRUST,
+        "trusting",
+        'lets any principal ("*") assume the role, whatever its conditions',
+        lambda: _trust(_aws("*", Condition={"StringEquals": {"aws:PrincipalAccount": ACCOUNT}})),
+    ),
+    Breakage(
+        "trust-every-role-of-an-account",
+        TRUST,
+        "trusting",
+        f'"arn:aws:iam::{ACCOUNT}:role/*", which is not one role or user ARN',
+        lambda: _trust(_aws(f"arn:aws:iam::{ACCOUNT}:role/*")),
+    ),
+    Breakage(
+        "trust-not-principal",
+        TRUST,
+        "trusting",
+        "trusts everyone but its NotPrincipal",
+        lambda: _trust({"Effect": "Allow", "NotPrincipal": {"AWS": ROLE_ARN}, "Action": "*"}),
+    ),
+    Breakage(
+        "trust-github-without-subject",
+        TRUST,
+        "trusting",
+        "without pinning token.actions.githubusercontent.com:sub",
+        lambda: _trust(
+            _github(
+                {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}
+            )
+        ),
+    ),
+    Breakage(
+        "trust-github-subject-wildcard",
+        TRUST,
+        "trusting",
+        "without pinning token.actions.githubusercontent.com:sub",
+        lambda: _trust(
+            _github(
+                {
+                    "StringEquals": {
+                        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com"
+                    },
+                    "StringLike": {"token.actions.githubusercontent.com:sub": "repo:OWNER/*"},
+                }
+            )
+        ),
+    ),
+    Breakage(
+        "trust-computed-from-the-host-role",
+        TRUST,
+        "service",
+        f'trusts the whole account "arn:aws:iam::{ACCOUNT}:root"',
+        _widened_service_trust,
+    ),
+    Breakage(
+        "service-wide-action",
+        WILDCARD,
+        "grant",
+        '"s3:*": list only the actions needed',
+        lambda: _grant(allow("s3:*", "arn:aws:s3:::data")),
+    ),
+    Breakage(
+        "service-wide-action-on-own-bucket-arn",
+        WILDCARD,
+        "grant",
+        '"s3:*": list only the actions needed',
+        _own_grant,
+    ),
+    Breakage(
+        "not-action-inline",
+        WILDCARD,
+        "service",
+        "allows every action but its NotAction",
+        lambda: role(
+            "service",
+            inline_policies=[
+                aws.iam.RoleInlinePolicyArgs(
+                    name="inline",
+                    policy=doc({"Effect": "Allow", "NotAction": "s3:*", "Resource": "x"}),
+                )
+            ],
+        ),
+        also=BOTH,
+    ),
+    Breakage(
+        "objects-of-every-bucket",
+        WILDCARD,
+        "broad",
+        'on Resource "arn:aws:s3:::*/*": name one bucket',
+        lambda: aws.iam.Policy("broad", policy=doc(allow("s3:GetObject", "arn:aws:s3:::*/*"))),
+    ),
+    Breakage(
+        "every-bucket-listed",
+        WILDCARD,
+        "grant",
+        'on Resource "arn:aws:s3:::*": name one bucket',
+        lambda: _grant(allow(["s3:ListBucket"], ["arn:aws:s3:::data", "arn:aws:s3:::*"])),
+    ),
+    Breakage(
+        "pass-any-role",
+        WILDCARD,
+        "grant",
+        f'allows iam:PassRole on Resource "arn:aws:iam::{ACCOUNT}:role/*": name each role',
+        lambda: _grant(allow("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/*")),
+    ),
+    Breakage(
+        "assume-any-role",
+        WILDCARD,
+        "grant",
+        'allows sts:AssumeRole on Resource "*"',
+        lambda: _grant(allow("sts:AssumeRole", "*")),
+    ),
+    Breakage(
+        "create-any-policy",
+        WILDCARD,
+        "user-policy",
+        "allows iam:CreatePolicy on Resource",
+        lambda: aws.iam.UserPolicy(
+            "user-policy",
+            user="someone",
+            policy=doc(allow("iam:CreatePolicy", f"arn:aws:iam::{ACCOUNT}:policy/*")),
+        ),
+    ),
+    Breakage(
+        "put-own-role-policy",
+        ESCALATION,
+        "grant",
+        "allows iam:PutRolePolicy, which let a principal raise its own privileges",
+        lambda: _grant(allow("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/service")),
+    ),
+    Breakage(
+        "attach-by-wildcard-action",
+        ESCALATION,
+        "group-policy",
+        "iam:AttachRolePolicy",
+        lambda: aws.iam.GroupPolicy(
+            "group-policy", group="ops", policy=doc(allow("iam:Attach*", ROLE_ARN))
+        ),
+    ),
+    Breakage(
+        "retrust-a-role",
+        ESCALATION,
+        "grant",
+        "iam:UpdateAssumeRolePolicy",
+        lambda: _grant(allow(["s3:GetObject", "IAM:updateAssumeRolePolicy"], ROLE_ARN)),
+    ),
+    Breakage(
+        "every-action-but-s3",
+        ESCALATION,
+        "grant",
+        "iam:PutRolePolicy",
+        lambda: _grant({"Effect": "Allow", "NotAction": "s3:*", "Resource": ROLE_ARN}),
+        also=frozenset({WILDCARD}),
+    ),
+    Breakage(
+        "administrator-access",
+        MANAGED,
+        "attach",
+        'arn:aws:iam::aws:policy/AdministratorAccess", which grants broad access',
+        lambda: _attach("arn:aws:iam::aws:policy/AdministratorAccess"),
+        in_preview=True,
+    ),
+    Breakage(
+        "s3-read-only-by-policy-attachment",
+        MANAGED,
+        "attach",
+        'AmazonS3ReadOnlyAccess", which grants broad access',
+        lambda: aws.iam.PolicyAttachment(
+            "attach",
+            roles=[role("service").name],
+            policy_arn="arn:aws-cn:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        ),
+        in_preview=True,
+    ),
+    Breakage(
+        "power-user-in-managed-policy-arns",
+        MANAGED,
+        "service",
+        'managedPolicyArns[1] attaches "arn:aws:iam::aws:policy/PowerUserAccess"',
+        lambda: role(
+            "service", managed_policy_arns=[SSM_CORE, "arn:aws:iam::aws:policy/PowerUserAccess"]
+        ),
+        in_preview=True,
+    ),
+    Breakage(
+        "iam-full-access-exclusive",
+        MANAGED,
+        "exclusive",
+        'IAMFullAccess", which grants broad access',
+        lambda: aws.iam.RolePolicyAttachmentsExclusive(
+            "exclusive",
+            role_name=role("service").name,
+            policy_arns=["arn:aws:iam::aws:policy/IAMFullAccess"],
+        ),
+    ),
+    Breakage(
+        "customer-managed-policy",
+        MANAGED,
+        "attach",
+        "which is not on the allow-list",
+        _attach_own_policy,
+    ),
+]
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=lambda b: b.id)
+def test_a_weakening_is_caught(breakage: Breakage) -> None:
+    assert_caught(breakage)
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=lambda b: b.id)
+def test_a_weakening_never_passes_a_preview(breakage: Breakage) -> None:
+    assert_not_passed_in_preview(breakage)
+
+
+def _acceptable() -> None:
+    """What the rules must let through: the stack's own shapes, in every partition."""
+    role(
+        "trusting",
+        EC2_TRUST,
+        _aws(
+            [
+                ROLE_ARN,
+                "arn:aws-cn:iam::123456789012:user/ops/alice",
+                "arn:aws:sts::123456789012:assumed-role/operator/alice",
+            ]
+        ),
+        GITHUB_TRUST,
+        {
+            **GITHUB_TRUST,
+            "Condition": {"StringEqualsIgnoreCase": GITHUB_TRUST["Condition"]["StringEquals"]},
+        },
+    )
+    host = role("host")
+    aws.iam.RolePolicy(
+        "assume-stack-roles",
+        role=host.name,
+        policy=doc(
+            allow("sts:AssumeRole", "arn:aws-cn:iam::123456789012:role/ec2-assume-role/dev/*"),
+            allow("sts:GetCallerIdentity", "*"),
+            allow(["s3:Get*", "s3:PutObject"], "arn:aws:s3:::data-0a1b2c3/prefix/*"),
+            {"Effect": "Deny", "Action": "ssm:GetParameter*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "iam:*", "Resource": "*"},
+        ),
+    )
+    for partition in ("aws", "aws-cn", "aws-us-gov", "aws-iso-b"):
+        aws.iam.RolePolicyAttachment(
+            f"ssm-core-{partition}",
+            role=host.name,
+            policy_arn=f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
+        )
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_the_stacks_own_shapes_pass(preview: bool) -> None:
+    """Named principals, pinned OIDC, the path-scoped AssumeRole, SSM core in any partition."""
+    verdict = judge(run(_acceptable, preview=preview))
+    assert verdict.violations == {}
+    assert verdict.unknown == {}
+
+
+@pytest.mark.parametrize(
+    ("resource", "accepted"),
+    [
+        ("arn:aws:iam::123456789012:role/ec2-assume-role/dev/*", True),
+        ("arn:aws-us-gov:iam::123456789012:role/ec2-assume-role/*", True),
+        ("arn:aws-iso-b:iam::123456789012:role/a/b/c/*", True),
+        ("*", False),
+        ("arn:aws:iam::*:role/ec2-assume-role/dev/*", False),
+        ("arn:aws:iam::123456789012:role/*", False),
+        ("arn:aws:iam::123456789012:role/ec2-*", False),
+        ("arn:aws:iam::123456789012:role/a*/b/*", False),
+        ("arn:aws:iam::123456789012:role/*/x", False),
+        ("arn:*:iam::123456789012:role/ec2-assume-role/dev/*", False),
+        ("arn:aws:iam::12345678901:role/ec2-assume-role/dev/*", False),
+        ("arn:aws:iam::123456789012:role/ec2-assume-role/dev/?", False),
+        ("arn:aws:iam::123456789012:user/ec2-assume-role/dev/*", False),
+    ],
+)
+def test_assume_role_accepts_only_one_literal_role_path(resource: str, accepted: bool) -> None:
+    """sts:AssumeRole may end in `/*` after a literal path in a literal account, nothing wider."""
+    policy = {"policy": doc(allow("sts:AssumeRole", resource))}
+    found = rules_identity.iam_no_wildcard_allow(rules_identity.ROLE_POLICY, policy)
+    assert (found == []) is accepted, found
+    passing = {"policy": doc(allow("iam:PassRole", resource))}
+    assert rules_identity.iam_no_wildcard_allow(rules_identity.ROLE_POLICY, passing), resource
+
+
+def test_an_unreadable_document_is_reported() -> None:
+    """A document no rule can read cannot be shown to be safe."""
+    garbled = {"policy": "{not json"}
+    assert rules_identity.iam_no_wildcard_allow(rules_identity.ROLE_POLICY, garbled) == [
+        "policy is not a JSON policy document: render it with json.dumps(...)"
+    ]
+
+
+def test_a_document_given_as_an_object_is_read() -> None:
+    """A document may reach the analyzer as an object rather than JSON text; both are read."""
+    policy = {"policy": {"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}}
+    found = rules_identity.iam_no_wildcard_allow(rules_identity.MANAGED_POLICY, policy)
+    assert found[0].startswith('policy statement 0 allows "*"'), found
