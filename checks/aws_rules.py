@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from checks.moto_speed import cached_moto
 from checks.trust import Effect, as_list, load_document, trust_allows, wildcard
 
 # What every request from an AWS SDK carries in this emulation (they all use TLS endpoints).
@@ -182,7 +183,8 @@ def aws_policy_rules() -> Iterator[None]:
     S3Response.get_object = _missing_key_rule(get)  # type: ignore[method-assign]
     S3Response.head_object = _missing_key_rule(head)  # type: ignore[method-assign]
     try:
-        yield
+        with cached_moto():
+            yield
     finally:
         IAMRequestBase._check_role_trust_relationship = trust  # type: ignore[method-assign]
         FakeBucket.get_permission = bucket  # type: ignore[method-assign]

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 10.0
+FLUSH_SECONDS = 5.0
 """How long the final flush may take, after the deadline or an interrupt."""
 
 

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--deadline",
-        type=_seconds("--deadline", 10, 86400),
+        type=_seconds("--deadline", 5, 86400),
         default=DEFAULT_DEADLINE,
         metavar="SECONDS",
         help="end the whole run by then; what has not finished fails (default 300)",

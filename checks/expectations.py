@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from checks.cleanup import PendingObjects
 from checks.diagnose import explain_assume_denied
 from checks.explain import DENIED, describe, error_code
-from checks.isolation import assemble_probes, plan_probes
+from checks.isolation import ProofTask, assemble_probes, plan_probes
 from checks.own_bucket import OwnBucket, Prepared, Timer
 from checks.probes import RESERVED_PREFIX
 from checks.report import Report, ServiceResult, Step
@@ -86,6 +86,8 @@ class Checker:
         self._iam = options.inspector or self._client("iam")
         self._source = ""
         self.pending = PendingObjects()
+        self.tasks: list[ProofTask] = []
+        """After `run`: every negative probe, by identity and bucket (the rehearsal's matrix)."""
 
     def _client(self, service: str, config: Config | None = None, **credentials: str) -> Any:
         return self._session.client(
@@ -108,8 +110,8 @@ class Checker:
             if error_code(err) in CREDENTIAL_ERRORS:
                 raise UsageError(f"AWS rejected the credentials: {describe(err)}") from None
             raise UsageError(f"sts:GetCallerIdentity failed: {describe(err)}") from None
-        except BotoCoreError as err:
-            raise UsageError(f"cannot reach AWS STS: {err}") from None
+        except BotoCoreError as err:  # not bad input: the endpoint failed (exit 1)
+            raise CheckError(f"cannot reach AWS STS: {err}") from None
 
     def run(self, names: Sequence[str]) -> Report:
         """Check the named services (all when empty) and report on each."""
@@ -138,7 +140,7 @@ class Checker:
         reraise(phase1.values())
         # Probes need every owner's test object in place, so they start once phase 1 is over;
         # deletes aim at objects the gets must still find, so they go last.
-        tasks = plan_probes(self._targets, prepared, self._s3, shared)
+        tasks = self.tasks = plan_probes(self._targets, prepared, self._s3, shared)
         for kinds in (("list", "get", "put"), ("delete",)):
             if in_time:  # planned but never run, they are reported as not proven
                 futures = [pool.submit(partial(t.run, kinds)) for t in tasks]

@@ -24,9 +24,9 @@ TWO = {
     "aws:region": "eu-west-1",
     "ec2-assume-role:services": [{"name": "service-a"}, {"name": "service-b", "versioning": True}],
 }
-EVERYTHING = {"list": True, "read": True, "write": True}
+EVERYTHING = {"list": True, "read": True, "write": True, "delete": True}
 EC2 = "ec2.amazonaws.com"
-NOTHING = {"list": False, "read": False, "write": False}
+NOTHING = {"list": False, "read": False, "write": False, "delete": False}
 
 
 def steps(rehearsal: Rehearsal, service: str) -> dict[str, Any]:
@@ -140,6 +140,7 @@ def test_giving_the_host_direct_s3_access_is_over_privileged() -> None:
         "list": True,
         "read": True,
         "write": False,
+        "delete": False,
     }
 
 

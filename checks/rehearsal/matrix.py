@@ -1,8 +1,12 @@
-"""The access matrix: which principal can list, read and write which bucket, probed for real.
+"""The access matrix: which principal can list, read, write and delete in which bucket.
 
 Rows are principals (the host role, each service role), columns are the services' buckets.
 A healthy stack shows a host that reaches nothing directly, and each service role reaching its
 own bucket only; the host reaches the buckets only by assuming the service roles (`hostAssumes`).
+
+Shared topology: the check's own probes already tried every principal on every bucket, so the
+matrix is read from them (`from_check`). Dedicated topology: the check runs once per role and
+cannot aim at the other buckets' objects, so `probe` tries each cell on a planted object.
 """
 
 from __future__ import annotations
@@ -11,15 +15,43 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
-from checks.expectations import RESERVED_PREFIX
+from checks.expectations import RESERVED_PREFIX, Checker
 from checks.explain import DENIED, error_code
+from checks.isolation import DIRECT
+from checks.probes import NO_SUCH_ETAG, PROOF_OF_ACCESS, Verdict
+from checks.report import Report
 from checks.targets import Targets
 
 PROBE_KEY = f"{RESERVED_PREFIX}matrix-probe"
-OPERATIONS = ("list", "read", "write")
+OPERATIONS = ("list", "read", "write", "delete")
+_FROM_ACTION = {"list": "list", "get": "read", "put": "write", "delete": "delete"}
+
+
+def _row(allowed: set[str]) -> dict[str, bool]:
+    return {op: op in allowed for op in OPERATIONS}
+
+
+def from_check(checker: Checker, report: Report) -> dict[str, Any]:
+    """The matrix the check's probes and own-bucket steps show (shared topology)."""
+    names = list(report.services)
+    rows: dict[str, dict[str, dict[str, bool]]] = {"host role": {}}
+    cells: dict[tuple[str, str], set[str]] = {}
+    for task in checker.tasks:
+        row = "host role" if task.step[1] == DIRECT else f"{task.step[0]} role"
+        allowed = {_FROM_ACTION[p.action] for p in task.probes if p.verdict is Verdict.ALLOWED}
+        cells.setdefault((row, task.target.name), set()).update(allowed)
+    for name, result in report.services.items():
+        own = {_FROM_ACTION[s.name] for s in result.steps if s.ok and s.name in _FROM_ACTION}
+        cells[(f"{name} role", name)] = own
+    for name in names:
+        rows["host role"][name] = _row(cells.get(("host role", name), set()))
+    for owner in names:
+        rows[f"{owner} role"] = {
+            name: _row(cells.get((f"{owner} role", name), set())) for name in names
+        }
+    return {"columns": names, "rows": rows}
 
 
 def _allowed(call: Any, **kwargs: Any) -> bool:
@@ -28,26 +60,32 @@ def _allowed(call: Any, **kwargs: Any) -> bool:
     except ClientError as err:
         if error_code(err) in DENIED:
             return False
+        if error_code(err) in PROOF_OF_ACCESS:
+            return True
         raise
     return True
 
 
 def plant_probes(admin_s3: Any, targets: Targets) -> None:
-    """An object per bucket for the `read` probes (written with the emulator's admin rights)."""
+    """An object per bucket for the read, write and delete probes (written as admin)."""
     for target in targets.services.values():
         admin_s3.put_object(Bucket=target.bucket_name, Key=PROBE_KEY, Body=b"probe")
 
 
 def remove_probes(admin_s3: Any, targets: Targets) -> None:
-    """Delete the probe and every object the `write` probes created."""
+    """Delete the probe and anything a write probe managed to create."""
     for target in targets.services.values():
         listed = admin_s3.list_objects_v2(Bucket=target.bucket_name, Prefix=RESERVED_PREFIX)
         for item in listed.get("Contents", []):
             admin_s3.delete_object(Bucket=target.bucket_name, Key=item["Key"])
 
 
-def probe(sessions: Mapping[str, boto3.Session], targets: Targets) -> dict[str, Any]:
-    """Try list, read and write on every bucket as every principal (IAM must be enforced)."""
+def probe(sessions: Mapping[str, Any], targets: Targets) -> dict[str, Any]:
+    """Try every operation on every bucket as every principal (IAM must be enforced).
+
+    Write and delete are conditional (If-None-Match on the planted key, an If-Match no object
+    has), so an allowed probe is answered 412 and changes nothing.
+    """
     rows: dict[str, dict[str, dict[str, bool]]] = {}
     for principal, session in sessions.items():
         s3 = session.client("s3", region_name=targets.region)
@@ -64,12 +102,13 @@ def probe(sessions: Mapping[str, boto3.Session], targets: Targets) -> dict[str, 
                     IfNoneMatch="*",
                     **owner,
                 ),
+                "delete": _allowed(s3.delete_object, Key=PROBE_KEY, IfMatch=NO_SUCH_ETAG, **owner),
             }
     return {"columns": list(targets.services), "rows": rows}
 
 
 def cells(matrix: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """The matrix as table text: `list read write`, a subset, or `-` for nothing."""
+    """The matrix as table text: `list read write delete`, a subset, or `-` for nothing."""
     return {
         principal: {
             name: " ".join(op for op in OPERATIONS if allowed[op]) or "-"

@@ -101,15 +101,29 @@ def emulated_aws(region: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _session(sts: Any, role_arn: str, session_name: str, region: str) -> boto3.Session:
+class RoleSession:
+    """What a role session is to the check: `client(...)` with the role's credentials.
+
+    Every client comes from one shared boto3 session, so the service models are loaded once
+    however many roles there are; a boto3.Session per role costs tens of MB each.
+    """
+
+    def __init__(self, base: boto3.Session, credentials: Mapping[str, str]) -> None:
+        self._base = base
+        self._credentials = {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self._base.client(service, **{**self._credentials, **kwargs})
+
+
+def _as_role(base: boto3.Session, sts: Any, role_arn: str, session_name: str) -> RoleSession:
     """What EC2 does for an instance profile: assume the role, session named after the instance."""
     credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=region,
-    )
+    return RoleSession(base, credentials)
 
 
 def _inspector(region: str) -> Any:
@@ -132,38 +146,40 @@ def _inspector(region: str) -> Any:
 
 
 def _check(targets: Targets, outputs: Mapping[str, Any], options: CheckOptions) -> Report:
-    sts = boto3.client("sts", region_name=targets.region)
-    # Each service role's session: named after its instance where it has one (dedicated), so
-    # the same session serves as that service's caller and as its row of the matrix.
-    instances: Mapping[str, str] = outputs.get("instances", {})
-    roles = {
-        name: _session(sts, t.role_arn, instances.get(name, "rehearsal-matrix"), targets.region)
-        for name, t in targets.services.items()
-    }
-    sessions = {f"{name} role": session for name, session in roles.items()}
+    base = boto3.Session(region_name=targets.region)
+    sts = base.client("sts")
     if targets.topology == "shared":
-        host = _session(
-            sts, str(targets.host_role_arn), str(targets.host_instance_id), targets.region
-        )
-        sessions = {"host role": host, **sessions}
-        callers = [host]
-    else:
-        callers = list(roles.values())
-    admin_s3 = boto3.client("s3", region_name=targets.region)
-    matrix.plant_probes(admin_s3, targets)
-    with aws_iam_rules():
-        reports = [Checker(s, targets, options).run([]) for s in callers]
-        access = matrix.probe(sessions, targets)
-    matrix.remove_probes(admin_s3, targets)
-    report = Report(
-        source=", ".join(r.source for r in reports),
-        services={name: result for r in reports for name, result in r.services.items()},
-    )
-    if targets.topology == "shared":
+        host = _as_role(base, sts, str(targets.host_role_arn), str(targets.host_instance_id))
+        checker = Checker(host, targets, options)
+        with aws_iam_rules():
+            report = checker.run([])
+        # The check's own probes cover every principal and bucket: the matrix is what they saw.
+        access = matrix.from_check(checker, report)
         access["hostAssumes"] = {
             name: any(s.name == "assume role" and s.ok for s in result.steps)
             for name, result in report.services.items()
         }
+        report.extra["matrix"] = access
+        return report
+    # Dedicated: each instance's role is its own caller; it can write no test object into the
+    # other buckets, so the matrix probes an object planted in each with admin rights.
+    instances: Mapping[str, str] = outputs.get("instances", {})
+    roles = {
+        name: _as_role(base, sts, t.role_arn, instances.get(name, "rehearsal"))
+        for name, t in targets.services.items()
+    }
+    admin_s3 = base.client("s3")
+    matrix.plant_probes(admin_s3, targets)
+    try:
+        with aws_iam_rules():
+            reports = [Checker(r, targets, options).run([]) for r in roles.values()]
+            access = matrix.probe({f"{n} role": r for n, r in roles.items()}, targets)
+    finally:
+        matrix.remove_probes(admin_s3, targets)
+    report = Report(
+        source=", ".join(r.source for r in reports),
+        services={name: result for r in reports for name, result in r.services.items()},
+    )
     report.extra["matrix"] = access
     return report
 
