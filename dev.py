@@ -21,7 +21,12 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
 STAMP = VENV / ".requirements.sha256"
-BENCHMARKS = ("bench/bench_program.py", "bench/bench_check.py", "bench/bench_rehearsal.py")
+BENCHMARKS = (
+    "bench/bench_program.py",
+    "bench/bench_check.py",
+    "bench/bench_rehearsal.py",
+    "bench/bench_replacements.py",
+)
 WORKFLOWS = ROOT / ".github" / "workflows"
 SCHEMA = ("--builtin-schema", "vendor.github-workflows")
 

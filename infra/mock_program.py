@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +37,20 @@ def evaluate(
     *,
     stack: str = "dev",
     program: Path = PROGRAM,
+    before: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run the program with `config` (fully qualified keys, e.g. `aws:region`); return its exports.
 
-    Exceptions from the program, such as a ConfigError, propagate unchanged.
+    Exceptions from the program, such as a ConfigError, propagate unchanged. `before` runs in
+    the program's context just before it, e.g. to register a stack transformation.
     """
 
     def run() -> dict[str, Any]:
         pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()}, [])
         pulumi.runtime.set_mocks(mocks, project=NAMESPACE, stack=stack, preview=False)
         root = settings.get_root_resource()
+        if before is not None:
+            before()
         runpy.run_path(str(program), run_name="__main__")
         _sync_await(wait_for_rpcs())
         exports: dict[str, Any] = getattr(root, "outputs", {})

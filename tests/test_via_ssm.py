@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,36 +30,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("bash") is None or not (BIN / "aws").exists(),
     reason="needs bash and the aws CLI (awscli from requirements-dev.txt)",
 )
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """A real moto server on 127.0.0.1, on a free port, for the aws CLI to talk to."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def server(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """Fresh emulator state, and every boto3 client of this test pointed at the server."""
-    import requests
-
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    return moto_url
 
 
 def operator_session() -> boto3.Session:
