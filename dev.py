@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -46,10 +47,30 @@ def _shown(arg: str | Path) -> str:
     return os.path.relpath(arg, ROOT) if isinstance(arg, Path) else arg
 
 
-def _run(*args: str | Path) -> int:
-    # Progress goes to stderr: stdout stays the job's own output (e.g. a --json report).
+def _run(*args: str | Path, quiet_stdout: bool = False) -> int:
+    """Run a tool; its exit code. stdout stays the job's own output (e.g. a --json report):
+    what dev.py says, and what installers print, goes to stderr.
+
+    Ctrl-C reaches the tool too (same process group); dev.py waits for it and passes on its
+    exit code. A SIGTERM sent to dev.py alone is forwarded to the tool the same way.
+    """
     print("+", " ".join(_shown(a) for a in args), file=sys.stderr, flush=True)
-    return subprocess.call([str(a) for a in args], cwd=ROOT)  # noqa: S603 (our own tools)
+    child = subprocess.Popen(  # noqa: S603 (our own tools)
+        [str(a) for a in args], cwd=ROOT, stdout=sys.stderr if quiet_stdout else None
+    )
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # the tool got the same Ctrl-C; its exit code tells how it ended
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def ensure_env() -> Path:
@@ -61,13 +82,18 @@ def ensure_env() -> Path:
         digest.update((ROOT / name).read_bytes())
     wanted = digest.hexdigest()
     if not _python().exists():
-        print(f"creating {VENV.name}/", flush=True)
+        print(
+            f"dev.py: creating {VENV.name}/ (the first run installs for about a minute)",
+            file=sys.stderr,
+            flush=True,
+        )
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     if not STAMP.exists() or STAMP.read_text().strip() != wanted:
         quiet = ("-q", "--disable-pip-version-check")
-        if _run(_python(), "-m", "pip", "install", *quiet, "--upgrade", "pip") != 0:
+        pip = (_python(), "-m", "pip", "install", *quiet)
+        if _run(*pip, "--upgrade", "pip", quiet_stdout=True) != 0:
             sys.exit("dev.py: upgrading pip failed")
-        if _run(_python(), "-m", "pip", "install", *quiet, "-r", "requirements-dev.txt") != 0:
+        if _run(*pip, "-r", "requirements-dev.txt", quiet_stdout=True) != 0:
             sys.exit("dev.py: installing requirements-dev.txt failed (see pip's message above)")
         STAMP.write_text(wanted + "\n")
     return _python()
@@ -116,11 +142,19 @@ JOBS = {"test": test, "rehearse": rehearse, "bench": bench}
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"], ["help"]):
+        print(__doc__)
+        return 0
     if not argv or argv[0] not in JOBS:
         print(__doc__, file=sys.stderr)
         print(f"dev.py: name a job: {', '.join(JOBS)}", file=sys.stderr)
         return 2
-    return JOBS[argv[0]](argv[1:])
+    try:
+        code = JOBS[argv[0]](argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C while dev.py itself works (creating .venv, pip)
+        print("dev.py: interrupted", file=sys.stderr)
+        return 130
+    return 128 - code if code < 0 else code  # a tool killed by a signal: 128 + its number
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError
 
 from checks.expectations import Checker, CheckOptions
 from checks.report import Report, write_json, write_table
+from checks.progress import Progress
 from checks.signals import Interrupted, interrupts
 from checks.targets import (
     CheckError,
@@ -51,6 +52,12 @@ def _seconds(option: str, low: float, high: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"--sample {text!r} must be a whole number from 1")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DEADLINE,
         metavar="SECONDS",
         help="end the whole run by then; what has not finished fails (default 300)",
+    )
+    parser.add_argument(
+        "--sample",
+        type=_count,
+        metavar="N",
+        help="probe each service role on N other buckets (in rotation) instead of all of them; "
+        "the report says so. Without it, every pair is probed, and a run the deadline cuts "
+        "short fails",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
@@ -140,7 +155,12 @@ def _check(args: argparse.Namespace) -> Report:
         return run_via_ssm(
             session, targets, names, wait_seconds=args.wait, deadline_seconds=args.deadline
         )
-    options = CheckOptions(wait_seconds=args.wait, deadline_seconds=args.deadline)
+    options = CheckOptions(
+        wait_seconds=args.wait,
+        deadline_seconds=args.deadline,
+        sample=args.sample,
+        progress=Progress(),
+    )
     return Checker(session, targets, options).run(names)
 
 

@@ -32,6 +32,7 @@ from checks.explain import DENIED, describe, error_code
 from checks.isolation import ProofTask, assemble_probes, plan_probes
 from checks.own_bucket import OwnBucket, Prepared, Timer
 from checks.probes import RESERVED_PREFIX
+from checks.progress import Progress
 from checks.report import Report, ServiceResult, Step
 from checks.targets import CheckError, ServiceTarget, Targets, UsageError
 from checks.trust import role_of
@@ -56,6 +57,11 @@ class CheckOptions:
     """The whole run; what has not finished by then fails, and the run ends."""
     workers: int = 64
     """Requests in flight at once."""
+    sample: int | None = None
+    """Probe each service role on this many other buckets (chosen in rotation) instead of
+    all; the report says so. None: every pair, which the deadline may not allow."""
+    progress: Any = None
+    """A checks.progress.Progress, told as services and probes finish."""
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     inspector: Any = None
@@ -117,14 +123,18 @@ class Checker:
         """Check the named services (all when empty) and report on each."""
         deadline = Deadline(self._options.deadline_seconds)
         pool = WorkPool(self._options.workers)
+        progress = self._options.progress or Progress(quiet=True)
         try:
-            return self._run(list(names), pool, deadline)
+            return self._run(list(names), pool, deadline, progress)
         finally:
+            progress.close()
             pool.cancel()
             self.pending.flush()
             pool.close()
 
-    def _run(self, names: list[str], pool: WorkPool, deadline: Deadline) -> Report:
+    def _run(
+        self, names: list[str], pool: WorkPool, deadline: Deadline, progress: Progress
+    ) -> Report:
         asked = pool.submit(self.identity)
         if not wait_until([asked], deadline):
             raise CheckError(
@@ -135,15 +145,25 @@ class Checker:
         shared = self._targets.topology != "dedicated"
         names = self._select(source, names, shared)
         prepared = {name: Prepared(name) for name in names}
-        phase1 = {p.name: pool.submit(partial(self._prepare, p, shared)) for p in prepared.values()}
+        progress.start(len(names))
+        phase1 = {
+            p.name: pool.submit(
+                partial(_then, partial(self._prepare, p, shared), progress.service_done)
+            )
+            for p in prepared.values()
+        }
         in_time = wait_until(phase1.values(), deadline)
         reraise(phase1.values())
         # Probes need every owner's test object in place, so they start once phase 1 is over;
         # deletes aim at objects the gets must still find, so they go last.
-        tasks = self.tasks = plan_probes(self._targets, prepared, self._s3, shared)
+        tasks = self.tasks = plan_probes(
+            self._targets, prepared, self._s3, shared, self._options.sample
+        )
+        progress.planned(4 * len(tasks))
         for kinds in (("list", "get", "put"), ("delete",)):
             if in_time:  # planned but never run, they are reported as not proven
-                futures = [pool.submit(partial(t.run, kinds)) for t in tasks]
+                done = partial(progress.probes_done, len(kinds))
+                futures = [pool.submit(partial(_then, partial(t.run, kinds), done)) for t in tasks]
                 in_time = wait_until(futures, deadline)
                 reraise(futures)
         own = self._own
@@ -242,3 +262,9 @@ class Checker:
             self._client("s3", **credentials),
             credentials,
         )
+
+
+def _then(call: Callable[[], Any], after: Callable[[], None]) -> Any:
+    result = call()
+    after()
+    return result

@@ -50,6 +50,8 @@ class ProofTask:
     target: ServiceTarget
     obj: TestObject | None
     dedicated: bool = False
+    sampled: bool = False
+    """Part of a sample (--sample): the step says how many buckets it covered."""
     probes: list[Probe] = field(default_factory=list)
     started: float = 0.0
     ended: float = 0.0
@@ -83,10 +85,22 @@ class ProofTask:
         return Probe(self.who, "put", self.target, Verdict.ALLOWED, note)
 
 
+def _others(names: list[str], index: int, sample: int | None) -> list[str]:
+    """Every other service, or `sample` of them in rotation: every bucket is then probed by
+    `sample` identities and every identity probes `sample` buckets."""
+    count = len(names) - 1 if sample is None else min(sample, len(names) - 1)
+    return [names[(index + step) % len(names)] for step in range(1, count + 1)]
+
+
 def plan_probes(
-    targets: Targets, prepared: Mapping[str, Prepared], caller_s3: Any, shared: bool
+    targets: Targets,
+    prepared: Mapping[str, Prepared],
+    caller_s3: Any,
+    shared: bool,
+    sample: int | None = None,
 ) -> list[ProofTask]:
     checked = {name: targets.services[name] for name in prepared}
+    order = list(checked)
     tasks: list[ProofTask] = []
     if shared:
         look = host_policies(targets.host_role_arn)
@@ -94,14 +108,21 @@ def plan_probes(
             ProofTask("the host role", (name, DIRECT), look, caller_s3, t, prepared[name].obj)
             for name, t in checked.items()
         ]
-        for name, mine in prepared.items():
+        for index, (name, mine) in enumerate(prepared.items()):
             if mine.s3 is None:
                 continue  # the role could not be assumed: that step has failed already
             look = service_policies(targets.services[name])
             tasks += [
-                ProofTask(f"{name}'s role", (name, ISOLATION), look, mine.s3, t, prepared[o].obj)
-                for o, t in checked.items()
-                if o != name
+                ProofTask(
+                    f"{name}'s role",
+                    (name, ISOLATION),
+                    look,
+                    mine.s3,
+                    checked[o],
+                    prepared[o].obj,
+                    sampled=sample is not None and sample < len(order) - 1,
+                )
+                for o in _others(order, index, sample)
             ]
         return tasks
     (name,) = prepared
@@ -159,6 +180,8 @@ def step_of(
     buckets = [t.target.bucket_name if key[1] == DIRECT else t.target.name for t in tasks]
     where = buckets[0] if key[1] == DIRECT else f"the buckets of {_names(buckets)}"
     extra = f"; get and delete: {ELSEWHERE}" if dedicated else ""
+    if tasks[0].sampled:
+        extra += f" (a sample of {len(tasks)} buckets, --sample)"
     if aimless:
         names = _names(sorted(set(aimless)))
         extra += f"; only list on the buckets of {names}, which hold no test object (see them)"

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from checks.expectations import CheckOptions
+from checks.progress import Progress
 from checks.report import write_json, write_matrix, write_table
 from checks.targets import UsageError
 
@@ -14,11 +16,17 @@ def rehearse(args: argparse.Namespace, started: float) -> int:
     """Run the rehearsal for the CLI; the same report and exit codes as the check."""
     if args.outputs is not None or args.via_ssm or args.service:
         raise UsageError("--rehearse deploys its own stack: drop --outputs, --via-ssm, --service")
+    if args.stack is not None and args.config_file is not None:
+        raise UsageError(
+            "--stack and --config-file both name the stack config; give one "
+            f"(--stack {args.stack} reads Pulumi.{args.stack}.yaml)"
+        )
     from checks.rehearsal import matrix
     from checks.rehearsal.run import config_path, load_stack_config, run_rehearsal
 
     stack, path = config_path(args.stack, args.config_file)
-    rehearsal = run_rehearsal(load_stack_config(path), stack=stack)
+    options = CheckOptions(deadline_seconds=args.deadline, sample=args.sample, progress=Progress())
+    rehearsal = run_rehearsal(load_stack_config(path), stack=stack, options=options)
     report = rehearsal.report
     if args.json:
         write_json(report, sys.stdout)
