@@ -7,6 +7,7 @@ hook) must make the rehearsal fail with the right diagnosis: it checks behaviour
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ def test_dedicated_topology_rehearses_as_each_services_own_role() -> None:
     report = rehearsal.report
     assert report.ok, json.dumps(report.as_json(), indent=1)
     assert "host role" not in matrix_rows(rehearsal)
+    assert set(report.extra["matrix"]) == {"columns", "rows"}, "no hostAssumes without a host"
+    assert len(report.source.split(", ")) == 2, "the README: one caller per service"
     assert report.source.count(":assumed-role/") == 2
     for service in ("service-a", "service-b"):
         assert list(steps(rehearsal, service)) == ["list", "put", "get", "isolation", "delete"]
@@ -156,6 +159,13 @@ def test_cli_rehearsal_json_has_the_report_and_the_matrix(
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert set(document) == {"ok", "source", "services", "matrix"}
+    assert set(document["matrix"]) == {"columns", "rows", "hostAssumes"}
+    assert set(document["matrix"]["rows"]["host role"]["solo"]) == {
+        "list",
+        "read",
+        "write",
+        "delete",
+    }
     assert document["ok"] is True and list(document["services"]) == ["solo"]
     assert document["matrix"]["columns"] == ["solo"]
     assert "evaluate" in captured.err and "deploy into the emulator" in captured.err
@@ -210,3 +220,49 @@ def test_the_emulator_handles_every_type_the_program_registers(topology: str) ->
     handled = set(EmulatorMocks(region="us-east-1")._handlers)
     used = {r.typ for r in recorded.resources if not r.typ.startswith("ec2-assume-role:")}
     assert used <= handled, f"no emulator handler for {sorted(used - handled)}"
+
+
+README = PROJECT_DIR / "README.md"
+
+
+def readme_sample() -> str:
+    """The sample report in the README: the text block after its sample marker."""
+    text = README.read_text()
+    return text.split("<!-- sample:rehearsal", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+
+
+def readme_steps(service: str) -> list[str]:
+    """The step names of one service in the README's sample table, in order."""
+    steps: list[str] = []
+    current = ""
+    for line in readme_sample().splitlines():
+        cells = [c.strip() for c in line.strip("│").split("│")] if line.startswith("│") else []
+        if len(cells) < 3:
+            continue
+        current = cells[0] or current
+        if current == service and cells[1]:
+            steps.append(cells[1])
+    return steps
+
+
+def test_the_readme_shows_what_the_rehearsal_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's sample, summary, stderr line and JSON keys are those of a real run."""
+    assert main(["--rehearse"]) == 0
+    captured = capsys.readouterr()
+    real_steps = [
+        line.split("│")[2].strip()
+        for line in captured.out.splitlines()
+        if line.startswith("│") and line.split("│")[2].strip()
+    ][:8]
+    assert len(real_steps) == 8 and real_steps[0] == "host profile", real_steps
+    assert readme_steps("service-a") == real_steps
+    assert "3/3 services pass: all expectations hold" in readme_sample()
+    assert "3/3 services pass: all expectations hold" in captured.out
+    pattern = (
+        r"checks: rehearsal of Pulumi\.dev\.yaml: evaluate [\d.]+ s, deploy into the emulator "
+        r"[\d.]+ s, check [\d.]+ s; [\d.]+ s since start-up"
+    )
+    assert re.search(pattern, captured.err), captured.err
+    assert re.search(pattern, README.read_text()), "the README's stderr line is not the real one"
+    for phrase in ("`columns`", "`rows`", "`hostAssumes`", "{list, read, write, delete}"):
+        assert phrase in README.read_text(), phrase
