@@ -15,8 +15,8 @@ import boto3
 from botocore.exceptions import BotoCoreError
 
 from checks.expectations import Checker, CheckOptions
-from checks.report import Report, write_json, write_table
 from checks.progress import Progress
+from checks.report import Report, write_json, write_table
 from checks.signals import Interrupted, interrupts
 from checks.targets import (
     CheckError,
