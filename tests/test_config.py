@@ -264,3 +264,36 @@ def test_unknown_keys_are_refused_when_pulumi_passes_config_in_the_environment(
     assert "ec2-assume-rol:forceDestroy: unknown namespace" in message
     assert "did you mean ec2-assume-role:forceDestroy?" in message
     assert mocks.resources == []
+
+
+# One case of each class of refusal: the rehearsal must say exactly what `pulumi up` says.
+CLASSES = (
+    "required",
+    "lowercase",
+    "reserved: it would become",
+    "unknown key; did you mean topology?",
+    "shared or dedicated",
+    "from 1 to 64",
+    "account root",
+    "at most 300 are supported",
+)
+REHEARSED = [next(b for b in BAD if b[2].startswith(hint)) for hint in CLASSES]
+
+
+@pytest.mark.parametrize(("overrides", "key", "hint"), REHEARSED, ids=[b[1] for b in REHEARSED])
+def test_the_rehearsal_refuses_the_same_configs_with_the_same_messages(
+    overrides: dict[str, Any], key: str, hint: str
+) -> None:
+    from checks.rehearsal.run import run_rehearsal
+    from checks.targets import UsageError
+
+    config = stack_config()
+    config.update({f"ec2-assume-role:{k}": v for k, v in overrides.items() if v is not None})
+    if overrides.get("services", "") is None:
+        del config["ec2-assume-role:services"]
+    with pytest.raises(ConfigError) as program:
+        evaluate(RecordingMocks(), config)
+    with pytest.raises(UsageError) as rehearsal:
+        run_rehearsal(config)
+    assert str(rehearsal.value) == str(program.value)
+    assert f"ec2-assume-role:{key}" in str(rehearsal.value) and hint in str(rehearsal.value)

@@ -46,8 +46,18 @@ def assert_untouched_and_clean(world: World) -> None:
         assert objects(out["bucketName"]) == {USER_KEY: USER_BODY}, out["bucketName"]
 
 
+# (the identity given the grant, whose step must fail, how the report names it, where to look)
+IDENTITIES = [
+    ("host", "service-b", "direct access denied", "the host role", "the host role's inline"),
+    ("service-a", "service-a", "isolation", "service-a's role", "service-a-role-0a1b2c3"),
+]
+
+
 @pytest.mark.parametrize(("action", "iam_action", "suffix"), LEAKS, ids=[x[0] for x in LEAKS])
-def test_the_host_leaking_one_action_on_one_bucket_fails_that_bucket(
+@pytest.mark.parametrize(
+    ("identity", "failing", "step", "named", "look_at"), IDENTITIES, ids=["host", "service"]
+)
+def test_an_identity_leaking_one_action_fails_exactly_its_step(
     aws: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -55,42 +65,29 @@ def test_the_host_leaking_one_action_on_one_bucket_fails_that_bucket(
     action: str,
     iam_action: str,
     suffix: str,
+    identity: str,
+    failing: str,
+    step: str,
+    named: str,
+    look_at: str,
 ) -> None:
-    """The host role given one S3 action on service-b's bucket: service-b's direct-access step
-    fails, naming the host, the action and the bucket; nothing else fails."""
+    """One S3 action on service-b's bucket, given to the host role (service-b's direct-access
+    step fails) or to service-a's role (service-a's isolation fails), and nothing else fails.
+    The detail names the identity, the action, the bucket, where to look and the fix."""
     grant = statement(iam_action, f"arn:aws:s3:::{bucket_of('service-b')}{suffix}")
-    world = build(Wiring(host_extra=[grant]))
+    wiring = (
+        Wiring(host_extra=[grant])
+        if identity == "host"
+        else Wiring(service_extra={identity: [grant]})
+    )
+    world = build(wiring)
     code, report = check(world, tmp_path, monkeypatch, capsys)
     assert code == 1
-    assert failed_steps(report) == {"service-b": ["direct access denied"]}
-    detail = next(s["detail"] for s in report["services"]["service-b"]["steps"] if not s["ok"])
-    assert detail.startswith("the host role can "), detail
+    assert failed_steps(report) == {failing: [step]}
+    detail = next(s["detail"] for s in report["services"][failing]["steps"] if not s["ok"])
+    assert detail.startswith(f"{named} can "), detail
     assert iam_action in detail and bucket_of("service-b") in detail
-    assert "Look at: the host role's inline and attached policies" in detail
-    assert "Fix: remove that grant" in detail
-    assert_untouched_and_clean(world)
-
-
-@pytest.mark.parametrize(("action", "iam_action", "suffix"), LEAKS, ids=[x[0] for x in LEAKS])
-def test_a_service_role_leaking_one_action_fails_only_that_service(
-    aws: None,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: Any,
-    action: str,
-    iam_action: str,
-    suffix: str,
-) -> None:
-    """service-a's role given one action on service-b's bucket: service-a's isolation fails."""
-    grant = statement(iam_action, f"arn:aws:s3:::{bucket_of('service-b')}{suffix}")
-    world = build(Wiring(service_extra={"service-a": [grant]}))
-    code, report = check(world, tmp_path, monkeypatch, capsys)
-    assert code == 1
-    assert failed_steps(report) == {"service-a": ["isolation"]}
-    detail = next(s["detail"] for s in report["services"]["service-a"]["steps"] if not s["ok"])
-    assert detail.startswith("service-a's role can "), detail
-    assert iam_action in detail and bucket_of("service-b") in detail
-    assert "service-a-role-0a1b2c3" in detail, "it names the policy to look at"
+    assert look_at in detail and "Fix: remove that grant" in detail
     assert_untouched_and_clean(world)
 
 
@@ -207,3 +204,23 @@ def test_the_emulator_answers_a_missing_key_as_s3_does(aws: None) -> None:
             == USER_BODY
         )
     assert codes == ["AccessDenied", "AccessDenied", "NoSuchKey", "404"], codes
+
+
+def test_a_sample_probes_each_role_on_n_buckets_and_says_so(aws: None) -> None:
+    """--sample 1 with 4 services: each role probes one other bucket, in rotation, so every
+    bucket is still probed by one role (and by the host); each step says it was a sample.
+    A leak outside the sample is, honestly, not seen: that is what the flag trades."""
+    from checks.expectations import Checker, CheckOptions
+    from checks.targets import parse_outputs
+
+    services = ("s-a", "s-b", "s-c", "s-d")
+    world = build(Wiring(services=services))
+    checker = Checker(world.session(), parse_outputs(world.outputs, "t"), CheckOptions(0, sample=1))
+    with aws_iam_rules():
+        report = checker.run([])
+    assert report.ok
+    probed = sorted((t.step[0], t.target.name) for t in checker.tasks if t.step[1] == "isolation")
+    assert probed == [("s-a", "s-b"), ("s-b", "s-c"), ("s-c", "s-d"), ("s-d", "s-a")]
+    for result in report.services.values():
+        isolation = next(s for s in result.steps if s.name == "isolation")
+        assert "(a sample of 1 buckets, --sample)" in isolation.detail
