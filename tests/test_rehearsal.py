@@ -266,3 +266,22 @@ def test_the_readme_shows_what_the_rehearsal_prints(capsys: pytest.CaptureFixtur
     assert re.search(pattern, README.read_text()), "the README's stderr line is not the real one"
     for phrase in ("`columns`", "`rows`", "`hostAssumes`", "{list, read, write, delete}"):
         assert phrase in README.read_text(), phrase
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")]
+)
+@pytest.mark.parametrize("topology", ["shared", "dedicated"])
+def test_china_and_govcloud_rehearse_clean_in_their_own_partition(
+    region: str, partition: str, topology: str
+) -> None:
+    """The check builds no ARN of its own partition: every ARN in the report, the caller's
+    and the roles', is of the region's partition, and the whole proof holds there."""
+    config = {**TWO, "aws:region": region, "ec2-assume-role:topology": topology}
+    report = run_rehearsal(config).report
+    document = json.dumps(report.as_json())
+    assert report.ok, document
+    assert "arn:aws:" not in document
+    assert f"arn:{partition}:sts::" in report.source
+    if topology == "shared":  # the assume step names each service role's ARN
+        assert f"arn:{partition}:iam::" in document

@@ -20,6 +20,9 @@ from typing import Any
 
 import boto3
 import pulumi
+from botocore.exceptions import ClientError
+
+from checks.explain import error_code
 
 COMPONENT_PREFIX = "ec2-assume-role:index:"
 
@@ -36,7 +39,8 @@ class UnknownResourceType(Exception):
         )
 
 
-AWS_MANAGED_POLICY = re.compile(r"arn:aws[a-z-]*:iam::aws:policy/")
+PUBLIC_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/"
+AWS_MANAGED_POLICY = re.compile(r"arn:(aws[a-z-]*):iam::aws:policy/")
 
 
 def _provide_aws_managed_policy(arn: str) -> None:
@@ -45,13 +49,15 @@ def _provide_aws_managed_policy(arn: str) -> None:
     moto can load all ~1,300 AWS-managed policies (MOTO_IAM_LOAD_MANAGED_POLICIES), but that
     costs over a second per emulator; the program attaches one, so only that one is loaded.
     """
-    if not AWS_MANAGED_POLICY.match(arn):
+    match = AWS_MANAGED_POLICY.match(arn)
+    if match is None:
         return
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy, iam_backends
 
-    backend = iam_backends[DEFAULT_ACCOUNT_ID]["global"]
+    # moto keeps one IAM backend per partition; the ARN (arn:aws-cn:...) says which.
+    backend = iam_backends[DEFAULT_ACCOUNT_ID][match[1]]
     if arn in backend.managed_policies:
         return
     name = arn.rsplit("/", 1)[-1]
@@ -60,7 +66,7 @@ def _provide_aws_managed_policy(arn: str) -> None:
         raise UnknownResourceType(f"AWS-managed policy {arn} (unknown to moto)")
     body = aws_managed_policies_data.index("{", start)
     data, _ = json.JSONDecoder().raw_decode(aws_managed_policies_data, body)
-    policy = AWSManagedPolicy.from_data(name, DEFAULT_ACCOUNT_ID, backend.region_name, data)
+    policy = AWSManagedPolicy.from_data(name, DEFAULT_ACCOUNT_ID, match[1], data)
     backend.managed_policies[policy.arn] = policy
 
 
@@ -182,8 +188,23 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         return {"name": name, "serviceName": args["serviceName"], "id": name}
 
     def _parameter(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        parameter = self._client("ssm").get_parameter(Name=args["name"])["Parameter"]
-        return {"name": parameter["Name"], "value": parameter["Value"], "type": "String"}
+        name = args["name"]
+        try:
+            value = self._client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+        except ClientError as err:
+            # moto publishes AWS's public AMI parameters for the commercial regions only; in
+            # China and GovCloud the emulator answers with an Amazon image moto does have there.
+            if error_code(err) != "ParameterNotFound" or not name.startswith(PUBLIC_AMI_PARAMETER):
+                raise
+            value = self._amazon_image("arm64" if "arm64" in name else "x86_64")
+        return {"name": name, "value": value, "type": "String"}
+
+    def _amazon_image(self, architecture: str) -> str:
+        filters = [{"Name": "architecture", "Values": [architecture]}]
+        images = self._client("ec2").describe_images(Owners=["amazon"], Filters=filters)["Images"]
+        if not images:
+            raise UnknownResourceType(f"an Amazon {architecture} image in {self.region}")
+        return str(sorted(images, key=lambda image: image["ImageId"])[0]["ImageId"])
 
     def _default_vpc(self, _: Mapping[str, Any]) -> dict[str, Any]:
         default = [{"Name": "isDefault", "Values": ["true"]}]

@@ -40,7 +40,14 @@ EMULATOR_ENV = {
     "AWS_SECRET_ACCESS_KEY": "rehearsal",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-HIDDEN_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+HIDDEN_ENV = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_IAM",
+)
+REGIONAL_ENV = ("AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_IAM")
 
 
 class RehearsalError(CheckError):
@@ -95,10 +102,15 @@ def emulated_aws(region: str) -> Iterator[None]:
     """moto in-process, with fake credentials, restoring the environment afterwards."""
     from moto import mock_aws
 
-    saved = {key: os.environ.get(key) for key in (*EMULATOR_ENV, *HIDDEN_ENV, "AWS_DEFAULT_REGION")}
+    saved = {key: os.environ.get(key) for key in (*EMULATOR_ENV, *HIDDEN_ENV, *REGIONAL_ENV)}
     os.environ.update(EMULATOR_ENV, AWS_DEFAULT_REGION=region)
     for key in HIDDEN_ENV:
         os.environ.pop(key, None)
+    if _partition(region) == "aws-us-gov":
+        # GovCloud's IAM endpoint (iam.us-gov.amazonaws.com) names no region, so moto would
+        # serve it from the commercial partition's IAM, where EC2 and STS of the region do not
+        # look; a regional name keeps IAM in the region's partition, as AWS does.
+        os.environ["AWS_ENDPOINT_URL_IAM"] = f"https://iam.{region}.amazonaws.com"
     try:
         with mock_aws():
             yield
