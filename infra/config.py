@@ -30,10 +30,17 @@ INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+")
 AMI_ID = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 SUBNET_ID = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+# IAM's own rules, in ASCII (Python's \d and \w would admit other scripts' digits and
+# letters, which IAM refuses when it creates the trust policy): a name of 1 to 64 characters
+# of [A-Za-z0-9+=,.@_-], an optional path of non-empty segments (at most 512 characters with
+# its slashes), or an assumed-role session whose name has 2 to 64 characters.
+IAM_NAME = r"[A-Za-z0-9+=,.@_-]"
 PRINCIPAL_ARN = re.compile(
     r"arn:(?P<partition>aws(?:-cn|-us-gov|-iso[a-z-]*)?):"
-    r"(?:iam::\d{12}:(?:role|user)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)"
+    rf"(?:iam::[0-9]{{12}}:(?:role|user)(?P<path>(?:/[!-.0-~]+)*/){IAM_NAME}{{1,64}}"
+    rf"|sts::[0-9]{{12}}:assumed-role/{IAM_NAME}{{1,64}}/{IAM_NAME}{{2,64}})"
 )
+MAX_IAM_PATH = 512
 
 # The service name starts its bucket's name, and S3 reserves these prefixes.
 RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -42,6 +49,10 @@ RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 RESERVED_SERVICE_NAMES = {
     "default": "it would become [profile default], the profile of every process on the host "
     "that sets no AWS_PROFILE, handing them this service's bucket",
+    # The check names the host role's own identity `host` (its --via-ssm report, the
+    # rehearsal's matrix row): a service of that name would be taken for the host role.
+    "host": "the check reports the host role's own identity as `host`; a service of that name "
+    "would be taken for it",
 }
 MAX_SERVICES = 300
 """The largest stack supported; README "Supported sizes" gives the reasons."""
@@ -115,11 +126,15 @@ def _suggest(word: str, choices: tuple[str, ...]) -> str:
 class _Reader:
     """Collects every problem; each becomes one line of the final ConfigError."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: frozenset[str] = frozenset()) -> None:
         self.problems = ConfigProblems(NAMESPACE)
+        self.secret = secret
+        """Keys set with `pulumi config set --secret`: their values are never echoed."""
 
     def fail(self, key: str, value: Any, fix: str) -> None:
-        self.problems.add(f"invalid config {NAMESPACE}:{key} = {_shown(value)}: {fix}")
+        top = re.split(r"[\[.]", key, maxsplit=1)[0]
+        shown = "[secret]" if top in self.secret else _shown(value)
+        self.problems.add(f"invalid config {NAMESPACE}:{key} = {shown}: {fix}")
 
     def decode(self, key: str, value: Any) -> Any:
         """Pulumi hands structured config to the program as JSON text; YAML passes objects."""
@@ -176,8 +191,13 @@ def _service_entry(reader: _Reader, index: int, entry: Any) -> ServiceConfig | N
         )
     if name in RESERVED_SERVICE_NAMES:
         reader.fail(f"{key}.name", name, f"reserved: {RESERVED_SERVICE_NAMES[name]}")
-    # Structured values keep their JSON types: a quoted "true" is text, not a boolean.
-    versioning = reader.boolean(f"{key}.versioning", entry.get("versioning"), False, text=False)
+    # Structured values keep their JSON types: a quoted "true" is text, not a boolean, and an
+    # empty `versioning:` (null) says nothing either way, so it is refused rather than guessed.
+    versioning_value = entry.get("versioning", False)
+    if versioning_value is None:
+        reader.fail(f"{key}.versioning", None, "use true or false, or leave the field out")
+        versioning_value = False
+    versioning = reader.boolean(f"{key}.versioning", versioning_value, False, text=False)
     return ServiceConfig(name=name, versioning=versioning)
 
 
@@ -195,9 +215,9 @@ def _services(reader: _Reader, value: Any) -> tuple[ServiceConfig, ...]:
     if len(value) > MAX_SERVICES:
         reader.fail(
             "services",
-            f"{len(value)} services",
-            f"at most {MAX_SERVICES} are supported (see the README's supported sizes); "
-            "split the services over several stacks",
+            len(value),
+            f"{len(value)} services; at most {MAX_SERVICES} are supported (see the README's "
+            "supported sizes); split the services over several stacks",
         )
     services: list[ServiceConfig] = []
     seen: set[str] = set()
@@ -223,13 +243,17 @@ def _principals(reader: _Reader, value: Any, partition: Partition) -> tuple[str,
     for index, principal in enumerate(value):
         key = f"trustedPrincipals[{index}]"
         match = PRINCIPAL_ARN.fullmatch(principal) if isinstance(principal, str) else None
-        if principal == "*":
+        if principal in good:
+            reader.fail(key, principal, "listed twice; name each principal once")
+        elif principal == "*":
             reader.fail(key, principal, "a wildcard would let anyone assume the host role")
         elif isinstance(principal, str) and principal.endswith(":root"):
             reader.fail(key, principal, "an account root trusts every identity in it; name one")
         elif match is None:
             example = f"arn:{partition.value}:iam::123456789012:role/operator"
             reader.fail(key, principal, f"expected an ARN like {example}")
+        elif len(match["path"] or "") > MAX_IAM_PATH:
+            reader.fail(key, principal, f"IAM paths have at most {MAX_IAM_PATH} characters")
         elif match["partition"] != partition.value:
             reader.fail(
                 key,
@@ -246,7 +270,7 @@ def _hop_limit(reader: _Reader, value: Any) -> int:
     if value is None:
         return DEFAULT_HOP_LIMIT
     number = value if type(value) is int else None
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,2}", value):
+    if isinstance(value, str) and re.fullmatch(r"[1-9][0-9]?", value):
         number = int(value)
     if number is None or not 1 <= number <= 64:
         reader.fail(
@@ -265,13 +289,18 @@ def _unknown_keys(reader: _Reader, keys: Mapping[str, Any]) -> None:
 
 
 def parse_config(
-    raw: Mapping[str, Any], *, region: str | None = "us-east-1", stack: str = "dev"
+    raw: Mapping[str, Any],
+    *,
+    region: str | None = "us-east-1",
+    stack: str = "dev",
+    secret: frozenset[str] = frozenset(),
 ) -> StackConfig:
     """Validate the raw values (keys without the namespace) into a StackConfig.
 
     Raises one ConfigError listing every problem, one line each, before any resource exists.
+    The values of the `secret` keys are named but never shown.
     """
-    reader = _Reader()
+    reader = _Reader(secret)
     _unknown_keys(reader, raw)
     partition = Partition.AWS
     if region is None:
@@ -392,13 +421,24 @@ def load_config() -> StackConfig:
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     raw, near_miss = _stack_keys(runtime_config.CONFIG.get(), runtime_config.get_config_env())
     misspelt = [key for key in sorted(everything) if near_miss(key)]
+    # A value set with --secret arrives decrypted; an error about it must not print it.
+    prefix = f"{NAMESPACE}:"
+    secret = frozenset(
+        key[len(prefix) :]
+        for key in everything
+        if key.startswith(prefix)
+        and (
+            runtime_config.is_config_secret(key)
+            or key in runtime_config.get_config_secret_keys_env()
+        )
+    )
     region = (
         pulumi.Config("aws").get("region")
         or os.environ.get("AWS_REGION")
         or os.environ.get("AWS_DEFAULT_REGION")
     )
     try:
-        parsed = parse_config(raw, region=region, stack=pulumi.get_stack())
+        parsed = parse_config(raw, region=region, stack=pulumi.get_stack(), secret=secret)
     except ConfigError as err:
         if not misspelt:
             raise

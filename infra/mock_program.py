@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ def evaluate(
     stack: str = "dev",
     program: Path = PROGRAM,
     before: Callable[[], None] | None = None,
+    secret_keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the program with `config` (fully qualified keys, e.g. `aws:region`); return its exports.
 
@@ -46,7 +47,9 @@ def evaluate(
     """
 
     def run() -> dict[str, Any]:
-        pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()}, [])
+        pulumi.runtime.set_all_config(
+            {k: _config_text(v) for k, v in config.items()}, list(secret_keys)
+        )
         pulumi.runtime.set_mocks(mocks, project=NAMESPACE, stack=stack, preview=False)
         root = settings.get_root_resource()
         if before is not None:

@@ -18,8 +18,10 @@ class Partition(StrEnum):
 
 
 # e.g. us-east-1, ap-southeast-5, il-central-1, cn-northwest-1, us-gov-west-1, us-iso-east-1.
+# The area is one AWS uses (so `zz-north-1` or `mars-north-9` is refused up front, not when
+# the provider first calls an endpoint that does not exist).
 REGION = re.compile(
-    r"(?P<area>[a-z]{2})(?P<kind>-gov|-iso[a-z]?)?"
+    r"(?P<area>af|ap|ca|cn|eu|il|me|mx|sa|us)(?P<kind>-gov|-iso[a-z]?)?"
     r"-(?:north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?"
 )
 SUPPORTED = ", ".join(p.value for p in Partition)

@@ -16,6 +16,7 @@ from infra.mock_program import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVENTY = "a" * 70
+ROLE = "arn:aws:iam::123456789012:role"
 
 BAD = [
     ({"services": None}, "services", "required"),
@@ -88,6 +89,39 @@ BAD = [
         f"at most {MAX_SERVICES} are supported",
     ),
     ({"forceDestroy": "sometimes"}, "forceDestroy", "true or false"),
+    ({"services": [{"name": "host"}]}, "services[0].name", "reserved: the check reports"),
+    ({"services": [{"name": "a", "versioning": None}]}, "services[0].versioning", "true or"),
+    ({"metadataHopLimit": "02"}, "metadataHopLimit", "from 1 to 64"),
+    # IAM refuses these when it creates the trust policy, halfway through a deploy.
+    ({"trustedPrincipals": [f"{ROLE}/ops/"]}, "trustedPrincipals[0]", "expected an ARN"),
+    ({"trustedPrincipals": [f"{ROLE}//op"]}, "trustedPrincipals[0]", "expected an ARN"),
+    ({"trustedPrincipals": [f"{ROLE}/op\u00e9rateur"]}, "trustedPrincipals[0]", "expected an"),
+    ({"trustedPrincipals": [f"{ROLE}/{'o' * 65}"]}, "trustedPrincipals[0]", "expected an ARN"),
+    (
+        {
+            "trustedPrincipals": [
+                "arn:aws:iam::\u0661\u0662\u0663\u0664\u0665\u0666"
+                "\u0667\u0668\u0669\u0660\u0661\u0662:role/op"
+            ]
+        },
+        "trustedPrincipals[0]",
+        "expected an ARN",
+    ),
+    (
+        {"trustedPrincipals": [f"{ROLE}/{'p/' * 300}op"]},
+        "trustedPrincipals[0]",
+        "at most 512 characters",
+    ),
+    (
+        {"trustedPrincipals": ["arn:aws:sts::123456789012:assumed-role/op/x"]},
+        "trustedPrincipals[0]",
+        "expected an ARN",
+    ),
+    (
+        {"trustedPrincipals": [f"{ROLE}/op", f"{ROLE}/op"]},
+        "trustedPrincipals[1]",
+        "listed twice",
+    ),
 ]
 
 
@@ -213,6 +247,7 @@ def test_every_problem_is_reported_at_once_one_line_each() -> None:
     ("region", "message"),
     [
         ("mars-north-9", "not an AWS region name"),
+        ("zz-north-1", "not an AWS region name"),
         ("us-east-1\n", "not an AWS region name"),
         ("us-iso-east-1", "isolated partitions are not supported"),
         (None, "not set"),
@@ -297,3 +332,26 @@ def test_the_rehearsal_refuses_the_same_configs_with_the_same_messages(
         run_rehearsal(config)
     assert str(rehearsal.value) == str(program.value)
     assert f"ec2-assume-role:{key}" in str(rehearsal.value) and hint in str(rehearsal.value)
+
+
+@pytest.mark.parametrize("through", ["context", "environment"])
+def test_a_secret_value_is_named_but_never_shown(
+    through: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pulumi config set --secret` on a misspelt or bad key: the program gets the value
+    decrypted, and its error must name the key without printing the secret."""
+    secret = "s3cr3t-value-never-printed"
+    config = stack_config()
+    config["ec2-assume-role:trustedPrincipls"] = secret
+    config["ec2-assume-role:amiId"] = secret
+    keys = ["ec2-assume-role:trustedPrincipls", "ec2-assume-role:amiId"]
+    if through == "environment":
+        monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(keys))
+    mocks = RecordingMocks()
+    with pytest.raises(ConfigError) as raised:
+        evaluate(mocks, config, secret_keys=keys if through == "context" else ())
+    message = str(raised.value)
+    assert "ec2-assume-role:trustedPrincipls = [secret]: unknown key" in message, message
+    assert "ec2-assume-role:amiId = [secret]: expected an id" in message, message
+    assert secret not in message
+    assert mocks.resources == []
