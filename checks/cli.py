@@ -153,7 +153,12 @@ def _check(args: argparse.Namespace) -> Report:
         raise UsageError(f"cannot set up AWS credentials: {err}") from None
     if args.via_ssm:
         return run_via_ssm(
-            session, targets, names, wait_seconds=args.wait, deadline_seconds=args.deadline
+            session,
+            targets,
+            names,
+            wait_seconds=args.wait,
+            deadline_seconds=args.deadline,
+            sample=args.sample,
         )
     options = CheckOptions(
         wait_seconds=args.wait,

@@ -68,9 +68,13 @@ def _check(out: HostOutput, fields: list[str], known: set[str]) -> str | None:
     name, step, ok, ms, detail = fields
     if name not in known:
         return f"unknown service {name!r}"
+    if name not in out.expected:
+        return f"a CHECK line for {name!r}, which this command was not sent for"
     number = _number(ms)
     if ok not in ("0", "1") or number is None:
         return "result must be 0 or 1 and ms a whole number"
+    if any(s.name == step for s in out.checks.get(name, [])):
+        return f"a second {step!r} step for {name!r}"
     out.checks.setdefault(name, []).append(Step(step, ok == "1", number, detail))
     return None
 
@@ -81,6 +85,10 @@ def _proof(out: HostOutput, fields: list[str], identities: set[str], known: set[
     who, pairs, ms, *tokens = fields
     if who not in identities:
         return f"unknown identity {who!r}"
+    if who not in out.expected:
+        return f"a PROOF line for {who!r}, which this command was not sent for"
+    if who in out.proofs:  # a second line could otherwise replace one that shows a leak
+        return f"a second PROOF line for {who!r}"
     count, number = _number(pairs), _number(ms)
     if count is None or number is None:
         return "pair count and ms must be whole numbers"

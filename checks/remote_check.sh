@@ -4,10 +4,13 @@
 # to /etc/aws/config. The sender prepends the variables:
 #   MODE          prepare (assume, list, put, get), probe (the negative expectations) or
 #                 cleanup (delete); one command per batch of services and phase
-#   ACCOUNT RUN WAIT_SECONDS BODY_SECONDS PROFILES_SHA256
+#   ACCOUNT RUN WAIT_SECONDS PROFILES_SHA256
+#   SCRIPT_SECONDS     the script's own deadline, from its start: waiting for the profiles,
+#                      then the body; the sender's executionTimeout leaves a minute beyond it
+#   MAX_JOBS           aws CLI processes at once (each is a Python process of ~60 MB)
 #   SERVICES BUCKETS   every service of the stack and its bucket
 #   BATCH              prepare/cleanup: indices into SERVICES; probe: identities, `h` the host
-#   TARGETS            probe: the indices of the buckets every identity of the batch probes
+#   PROBES             probe: identity -> the indices of the buckets it probes
 # Each service's test object is ec2-assume-role-check/$RUN/<service>: the probe phase aims at
 # the objects the prepare phase wrote, and the cleanup phase deletes them.
 #
@@ -21,18 +24,26 @@
 # No credential is ever printed. The CLI caches assumed-role credentials under $HOME; HOME is
 # a private directory in memory (/dev/shm where there is one), removed before the script ends.
 #
-# The SSM agent SIGKILLs the whole command at executionTimeout, and no trap runs then. So the
-# body runs under its own deadline, BODY_SECONDS, well inside executionTimeout, and this outer
-# part then removes what the body left (test objects of an unfinished prepare, the cache).
+# The SSM agent SIGKILLs the whole command at executionTimeout, and no trap runs then. So
+# everything before the cleanup runs under the script's own deadline, SCRIPT_SECONDS from its
+# start, a minute inside executionTimeout, and this outer part then removes what the body left
+# (test objects of an unfinished prepare, the CLI's credential cache) in at most 25 s.
 set -u
+started=$(date +%s)
 export AWS_CONFIG_FILE="${AWS_CONFIG_FILE:-/etc/aws/config}"
 export AWS_PAGER=""
 unset AWS_PROFILE
 PREFIX="ec2-assume-role-check/"
 NO_ETAG='"00000000000000000000000000000000"'
-MAX_FINDINGS=60
-base=/dev/shm
-[ -d "$base" ] && [ -w "$base" ] || base=${TMPDIR:-/tmp}
+MAX_FINDINGS=20
+# The CLI caches assumed-role keys under $HOME: it must be memory, never a disk.
+base=""
+for dir in /dev/shm "/run/user/$(id -u)" /run; do
+  if [ -d "$dir" ] && [ -w "$dir" ] && [ "$(stat -f -c %T "$dir" 2>/dev/null)" = tmpfs ]; then
+    base=$dir; break
+  fi
+done
+[ -n "$base" ] || { printf 'ERROR\tno writable tmpfs (/dev/shm, /run) for the CLI credential cache\n'; exit 2; }
 workdir=$(mktemp -d "$base/ec2-assume-role-check.XXXXXX") || {
   printf 'ERROR\tmktemp failed\n'; exit 2; }
 chmod 0700 "$workdir"
@@ -60,7 +71,8 @@ emit() {  # service step ok start_ms detail
   printf 'CHECK\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(( $(now_ms) - $4 ))" "$(clean "$5")"
 }
 code_of() { grep -oE 'An error occurred \([A-Za-z0-9.]+\)' <<<"$1" | head -n1 | tr -d '()' |
-  sed 's/An error occurred //'; }
+  sed 's/An error occurred //' | cut -c1-40; }
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "$MAX_JOBS" ]; do wait -n; done; }
 is_denied() { grep -qE '\((AccessDenied|AccessDeniedException|UnauthorizedOperation)\)' <<<"$1"; }
 key_of() { printf '%s%s/%s' "$PREFIX" "$RUN" "${SERVICES[$1]}"; }
 
@@ -156,14 +168,15 @@ probe_identity() {  # h (the host) or a service index; every target bucket at on
   [ -n "$profile" ] && aws sts get-caller-identity --profile "$profile" >/dev/null 2>&1
   # Two rounds: every get must find the owner's object before any delete probe runs.
   for round in "list get put" "delete"; do
-    for j in "${TARGETS[@]}"; do
+    for j in ${PROBES[$who]}; do
       [ "$j" = "$who" ] && continue
+      throttle
       # shellcheck disable=SC2086 # the round is a list of words
       probe_bucket "$profile" "$j" $round >> "$dir/$j" &
     done
     wait
   done
-  for j in "${TARGETS[@]}"; do
+  for j in ${PROBES[$who]}; do
     [ "$j" = "$who" ] && continue
     pairs=$(( pairs + 1 ))
     while read -r action verdict; do
@@ -188,26 +201,32 @@ cleanup_service() {
   fi
 }
 
-body() {
+body() {  # at most MAX_JOBS aws CLI processes at once, whatever the batch
   local item
   for item in "${BATCH[@]}"; do
     case $MODE in
-      prepare) { prepare_service "$item"; printf 'END\t%s\n' "${SERVICES[$item]}"; } ;;
+      prepare) throttle
+               { prepare_service "$item"; printf 'END\t%s\n' "${SERVICES[$item]}"; } \
+                 > "$workdir/out/$item" & ;;
+      # One identity at a time: each probes its buckets MAX_JOBS at once.
       probe) { probe_identity "$item"
                if [ "$item" = h ]; then printf 'END\thost\n'
-               else printf 'END\t%s\n' "${SERVICES[$item]}"; fi; } ;;
-      cleanup) { cleanup_service "$item"; printf 'END\t%s\n' "${SERVICES[$item]}"; } ;;
-    esac > "$workdir/out/$item" &
+               else printf 'END\t%s\n' "${SERVICES[$item]}"; fi; } > "$workdir/out/$item" ;;
+      cleanup) throttle
+               { cleanup_service "$item"; printf 'END\t%s\n' "${SERVICES[$item]}"; } \
+                 > "$workdir/out/$item" & ;;
+    esac
   done
   wait
 }
+left() { echo $(( started + SCRIPT_SECONDS - $(date +%s) )); }
 
 # The profiles the association installs carry the stack's digest; wait for the current one.
 waited=0
 current() { [ -r "$AWS_CONFIG_FILE" ] && { [ -z "$PROFILES_SHA256" ] ||
   [ "$(sha256sum < "$AWS_CONFIG_FILE" | cut -d' ' -f1)" = "$PROFILES_SHA256" ]; }; }
 until current; do
-  if [ "$waited" -ge "$WAIT_SECONDS" ]; then
+  if [ "$waited" -ge "$WAIT_SECONDS" ] || [ "$(left)" -le 10 ]; then
     if [ -r "$AWS_CONFIG_FILE" ]; then
       printf 'ERROR\t%s is not the stack'"'"'s current profiles file (sha256 %s): the SSM association has not applied the latest `pulumi up` yet\n' \
         "$AWS_CONFIG_FILE" "$PROFILES_SHA256"
@@ -220,23 +239,31 @@ until current; do
 done
 # The put must never overwrite, and the delete probe must not delete: aws CLI releases
 # before late 2024 cannot say so.
-if [ "$MODE" = prepare ] && { ! aws s3api delete-object --generate-cli-skeleton input 2>/dev/null |
-    grep -q IfMatch || ! aws s3api put-object --generate-cli-skeleton input 2>/dev/null |
-    grep -q IfNoneMatch; }; then
+if [ "$MODE" = prepare ] && {
+    ! timeout 20 aws s3api delete-object --generate-cli-skeleton input 2>/dev/null |
+    grep -q IfMatch || ! timeout 20 aws s3api put-object --generate-cli-skeleton input \
+    2>/dev/null | grep -q IfNoneMatch; }; then
   printf 'ERROR\tthis aws CLI (%s) has no put-object --if-none-match or delete-object --if-match; use a newer AMI\n' \
     "$(aws --version 2>&1 | tr '\t\n' '  ')"
   exit 2
 fi
-if ! out=$(aws sts get-caller-identity --query Arn --output text 2>&1); then
+if ! out=$(timeout 20 aws sts get-caller-identity --query Arn --output text \
+    --cli-connect-timeout 5 --cli-read-timeout 10 2>&1); then
   printf 'ERROR\tthe host has no usable credentials: %s\n' "$(clean "$out")"
   exit 2
 fi
 printf 'SOURCE\t%s\n' "$out"
 export -f body prepare_service probe probe_bucket probe_identity cleanup_service retry_denied emit clean \
   code_of is_denied key_of now_ms s3
-export MODE ACCOUNT RUN WAIT_SECONDS PREFIX NO_ETAG MAX_FINDINGS workdir
-timeout --kill-after=5 "$BODY_SECONDS" bash -c "$(declare -p SERVICES BUCKETS BATCH TARGETS); body"
-stopped=$?
+export -f throttle
+export MODE ACCOUNT RUN WAIT_SECONDS PREFIX NO_ETAG MAX_FINDINGS MAX_JOBS workdir
+body_seconds=$(left)
+if [ "$body_seconds" -gt 5 ]; then
+  timeout --kill-after=5 "$body_seconds" bash -c "$(declare -p SERVICES BUCKETS BATCH PROBES); body"
+  stopped=$?
+else
+  stopped=124  # the wait for the profiles took the script's whole time
+fi
 status=0
 for out in "$workdir"/out/*; do
   [ -f "$out" ] || continue
@@ -244,7 +271,7 @@ for out in "$workdir"/out/*; do
   grep -qE $'^(CHECK\t[^\t]*\t[^\t]*\t0\t|PROOF\t[^\t]*\t[^\t]*\t[^\t]*\t)' "$out" && status=1
 done
 if [ "$stopped" -eq 124 ] || [ "$stopped" -eq 137 ]; then
-  printf 'DEADLINE\t%s\n' "$BODY_SECONDS"
+  printf 'DEADLINE\t%s\n' "$SCRIPT_SECONDS"
   status=1
 fi
 exit "$status"

@@ -49,6 +49,8 @@ class Targets:
     host_instance_id: str | None = None
     profiles_sha256: str | None = None
     """SHA-256 of the profiles file the stack's association installs on the shared host."""
+    profiles_association_id: str | None = None
+    """The SSM association that installs that file: --via-ssm waits for its latest run."""
 
 
 def _require_str(where: str, mapping: Mapping[str, Any], key: str) -> str:
@@ -100,7 +102,13 @@ def parse_outputs(document: Any, origin: str) -> Targets:
         host_role_arn=host_role_arn,
         host_instance_id=document.get("hostInstanceId"),
         profiles_sha256=_digest(document),
+        profiles_association_id=_association(document),
     )
+
+
+def _association(document: Mapping[str, Any]) -> str | None:
+    value = document.get("profilesAssociationId")
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f-]{36}", value) else None
 
 
 def _digest(document: Mapping[str, Any]) -> str | None:

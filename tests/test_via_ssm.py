@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,6 +84,14 @@ class HostAgent:
         return subprocess.run(
             ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
         )
+
+
+def memory_dir(tmp_path: Path) -> Path:
+    """A directory on tmpfs, where the script keeps the CLI's credential cache."""
+    shm = Path("/dev/shm")  # noqa: S108 (a private mkdtemp below it, as the script makes)
+    if not shm.is_dir():
+        pytest.skip("needs /dev/shm (tmpfs)")
+    return Path(tempfile.mkdtemp(dir=shm, prefix=f"{tmp_path.name}-"))
 
 
 def write_profiles(tmp_path: Path, outputs: dict[str, Any]) -> Path:
@@ -190,10 +199,13 @@ class DirectRunner:
         self.scripts: list[str] = []
         self.results: list[subprocess.CompletedProcess[str]] = []
 
+    def await_association(self, _association: str, _instance: str, _timeout: float) -> None:
+        """SSM's association status is tested with its own fake (test_association_*)."""
+
     def send(self, _instance: str, script: str, run_seconds: int, _register: float) -> str:
         self.scripts.append(script)
-        body = int(script.split("BODY_SECONDS=", 1)[1].split("\n", 1)[0])
-        assert run_seconds >= body + 30, "executionTimeout must leave room to clean up"
+        own = int(script.split("SCRIPT_SECONDS=", 1)[1].split("\n", 1)[0])
+        assert run_seconds >= own + 30, "executionTimeout must leave room to clean up"
         with aws_iam_rules():
             self.results.append(self.agent.run(script))
         return str(len(self.results) - 1)
@@ -269,24 +281,25 @@ def test_the_script_stops_at_its_own_deadline_and_cleans_up(server: str, tmp_pat
         f'#!/bin/bash\ncase " $* " in *" get-object "*) sleep 30 ;; esac\nexec {BIN / "aws"} "$@"\n'
     )
     (bin_dir / "aws").chmod(0o755)
-    shm = tmp_path / "shm"
-    shm.mkdir()
+    shm = memory_dir(tmp_path)
     targets = parse_outputs(world.outputs, "test")
-    script = render_script(targets, "prepare", ["service-a"], [], "run1", 0, 4).replace(
-        "base=/dev/shm", f"base={shm}"
+    script = render_script(targets, "prepare", ["service-a"], [], "run1", 0, 12).replace(
+        'for dir in /dev/shm "/run/user/$(id -u)" /run; do', f"for dir in {shm}; do"
     )
     agent.path = f"{bin_dir}{os.pathsep}{agent.path}"
     start = time.monotonic()
     with aws_iam_rules():
         done = agent.run(script)
     elapsed = time.monotonic() - start
-    assert elapsed < 25, f"the body ran {elapsed:.0f}s past its 4 s deadline"
-    assert "DEADLINE\t4" in done.stdout and done.returncode == 1, done.stdout + done.stderr
+    # The deadline counts from the script's start (the agent's executionTimeout does too):
+    # 12 s, then at most 25 s of cleanup, however long the body would have run.
+    assert elapsed < 12 + 25, f"the script ran {elapsed:.0f}s past its 12 s deadline"
+    assert "DEADLINE\t12" in done.stdout and done.returncode == 1, done.stdout + done.stderr
     assert "\tput\t1\t" in done.stdout, "the put ran before the deadline"
     assert list(shm.iterdir()) == [], "the work directory and the CLI cache must be gone"
     assert objects(targets.services["service-a"].bucket_name) == {USER_KEY: USER_BODY}
     output = parse_host_output(done.stdout, {"service-a"}, {"service-a", "host"}, {"service-a"})
-    assert output.deadline == "4" and "service-a" not in output.ended
+    assert output.deadline == "12" and "service-a" not in output.ended
 
 
 TARGETS = parse_outputs(
@@ -349,7 +362,7 @@ def test_hostile_and_garbled_lines_fail_without_a_traceback(
 ) -> None:
     """A garbled line is a finding about the report, never a crash and never a pass."""
     stdout = f"{SOURCE}\n{line}\nEND\ta\n"
-    out = parse_host_output(stdout, KNOWN, KNOWN | {"host"}, {"a"})
+    out = parse_host_output(stdout, KNOWN, KNOWN | {"host"}, {"a", "host"})
     assert problem in out.problems[owner][0], out.problems
 
 
@@ -447,8 +460,255 @@ def test_host_side_errors_are_one_clear_message(stdout: str, message: str) -> No
 def test_script_quotes_every_value() -> None:
     """Names reach bash as data, never as code."""
     script = render_script(TARGETS, "probe", ["host", "b"], ["a", "b"], "r1", 12.7, 90)
-    assert "SERVICES=(a b)" in script and "BATCH=(h 1)" in script and "TARGETS=(0 1)" in script
+    assert "SERVICES=(a b)" in script and "BATCH=(h 1)" in script
+    assert "declare -A PROBES=([h]='0 1' [1]='0 1')" in script
     assert "WAIT_SECONDS=12" in script and f"ACCOUNT={ACCOUNT}" in script
-    assert "BODY_SECONDS=90" in script and "MODE=probe" in script
+    assert "SCRIPT_SECONDS=90" in script and "MODE=probe" in script
     result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert result.returncode == 0, result.stderr
+
+
+def healthy_lines(name: str, *, delete: bool = True) -> list[str]:
+    """What a healthy prepare and cleanup print for one service."""
+    steps = ["assume role", "list", "put", "get", *(["delete"] if delete else [])]
+    return [f"CHECK\t{name}\t{step}\t1\t5\tok" for step in steps]
+
+
+def proof_lines(pairs_of_host: int) -> list[str]:
+    return [f"PROOF\thost\t{pairs_of_host}\t9", "PROOF\ta\t1\t9", "PROOF\tb\t1\t9"]
+
+
+def assembled(lines: list[str], expected: set[str], checked: list[str]) -> Any:
+    out = parse_host_output("\n".join([SOURCE, *lines]), set(checked), KNOWN | {"host"}, expected)
+    return assemble(TARGETS, checked, [out], lambda *_: "", out.source)
+
+
+def test_a_healthy_report_passes_so_the_negatives_below_mean_something() -> None:
+    lines = [*healthy_lines("a"), *healthy_lines("b"), *proof_lines(2)]
+    ends = ["END\ta", "END\tb", "END\thost"]
+    report = assembled(lines + ends, {"a", "b", "host"}, ["a", "b"])
+    assert report.ok, [s.detail for r in report.services.values() for s in r.steps if not s.ok]
+
+
+@pytest.mark.parametrize("dropped", ["get", "delete", "list"])
+def test_an_end_without_a_step_the_service_owes_fails(dropped: str) -> None:
+    """A host that ENDs a service without its get (or whose cleanup printed no delete)
+    must not pass on the steps it did report."""
+    lines = [*healthy_lines("a"), *healthy_lines("b"), *proof_lines(2)]
+    lines.remove(f"CHECK\ta\t{dropped}\t1\t5\tok")
+    report = assembled([*lines, "END\ta", "END\tb", "END\thost"], {"a", "b", "host"}, ["a", "b"])
+    failed = [s for s in report.services["a"].steps if not s.ok]
+    assert [s.name for s in failed] == ["report complete"], failed
+    assert f"lacks its {dropped} step" in failed[0].detail
+    assert report.services["b"].ok
+
+
+def test_a_check_line_for_a_service_not_sent_is_a_finding_not_a_traceback() -> None:
+    """With --service a, the host printing about b (or any service it was not sent for)
+    fails the run with a `report` step; it used to raise KeyError."""
+    lines = [*healthy_lines("a"), "CHECK\tb\tlist\t1\t5\tok", "PROOF\thost\t1\t9"]
+    report = assembled([*lines, "END\ta", "END\thost"], {"a", "host"}, ["a"])
+    steps = report.services["a"].steps
+    assert any(s.name == "report" and "'b'" in s.detail for s in steps), steps
+    assert not report.ok
+
+
+def test_a_host_proof_of_fewer_buckets_than_checked_proves_none() -> None:
+    """`PROOF host 0` (or 1 of 2) has no findings, yet proves nothing: each direct-access
+    step fails as incomplete instead of passing."""
+    lines = [*healthy_lines("a"), *healthy_lines("b"), *proof_lines(1)]
+    report = assembled([*lines, "END\ta", "END\tb", "END\thost"], {"a", "b", "host"}, ["a", "b"])
+    for name in ("a", "b"):
+        direct = report.services[name].steps[0]
+        assert direct.name == "direct access denied" and not direct.ok, direct
+        assert "incomplete" in direct.detail
+
+
+def test_a_second_proof_line_cannot_erase_a_leak() -> None:
+    """The first PROOF line shows the host reading b; a second, clean one must not win."""
+    lines = [
+        *healthy_lines("a"),
+        *healthy_lines("b"),
+        "PROOF\thost\t2\t9\tb:get:allowed",
+        "PROOF\thost\t2\t9",
+        "PROOF\ta\t1\t9",
+        "PROOF\tb\t1\t9",
+    ]
+    report = assembled([*lines, "END\ta", "END\tb", "END\thost"], {"a", "b", "host"}, ["a", "b"])
+    direct = report.services["b"].steps[0]
+    assert not direct.ok and "s3:GetObject" in direct.detail, direct.detail
+    assert not report.ok
+
+
+class ScriptedRunner:
+    """SSM with a clock: every command takes `seconds`; cleanup can be made to fail."""
+
+    def __init__(self, seconds: float, fail_cleanup: bool = False) -> None:
+        self.now = 0.0
+        self.seconds = seconds
+        self.fail_cleanup = fail_cleanup
+        self.sent: list[tuple[str, int]] = []
+        self.scripts: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def await_association(self, _association: str, _instance: str, _timeout: float) -> None:
+        return None
+
+    def send(self, _instance: str, script: str, run_seconds: int, _register: float) -> str:
+        mode = script.split("MODE=", 1)[1].split("\n", 1)[0]
+        if mode == "cleanup" and self.fail_cleanup:
+            from checks.via_ssm import RemoteCheckError
+
+            raise RemoteCheckError("ssm:SendCommand failed: ThrottlingException")
+        self.sent.append((mode, run_seconds))
+        self.scripts.append(script)
+        return str(len(self.scripts) - 1)
+
+    def wait(self, command_id: str, _instance: str, _timeout: float) -> dict[str, Any]:
+        self.now += self.seconds
+        script = self.scripts[int(command_id)]
+        mode = script.split("MODE=", 1)[1].split("\n", 1)[0]
+        batch = script.split("BATCH=(", 1)[1].split(")", 1)[0].split()
+        names = ["a", "b"]
+        lines = [SOURCE]
+        for item in batch:
+            name = "host" if item == "h" else names[int(item)]
+            if mode == "prepare":
+                lines += healthy_lines(name, delete=False)
+            elif mode == "cleanup":
+                lines.append(f"CHECK\t{name}\tdelete\t1\t5\tdeleted")
+            else:
+                lines.append(f"PROOF\t{name}\t{2 if name == 'host' else 1}\t9")
+            lines.append(f"END\t{name}")
+        return {"Status": "Success", "StandardOutputContent": "\n".join(lines)}
+
+
+def scripted(runner: ScriptedRunner, deadline: float) -> Any:
+    return run_via_ssm(
+        boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"),
+        TARGETS,
+        [],
+        wait_seconds=0,
+        deadline_seconds=deadline,
+        command=lambda _ssm: runner,  # type: ignore[arg-type,return-value]
+        clock=runner.clock,
+    )
+
+
+def test_the_deadline_bounds_every_command_and_what_it_leaves_unsent_fails() -> None:
+    """--deadline 300: no command may run past it (executionTimeout included); a probe that
+    the deadline leaves unsent fails its services as not proven; cleanup still runs."""
+    healthy = scripted(ScriptedRunner(seconds=5), deadline=300)
+    assert healthy.ok, [s.detail for r in healthy.services.values() for s in r.steps if not s.ok]
+    runner = ScriptedRunner(seconds=200)
+    report = scripted(runner, deadline=300)
+    modes = [mode for mode, _ in runner.sent]
+    assert modes == ["prepare", "cleanup"], modes
+    prepare_timeout = runner.sent[0][1]
+    assert prepare_timeout + 30 <= 300, "executionTimeout plus polling fits the deadline"
+    for name in ("a", "b"):
+        failed = [s for s in report.services[name].steps if not s.ok]
+        assert failed and "the deadline (300 s, --deadline) passed" in failed[-1].detail, failed
+    assert not report.ok
+
+
+def test_a_failed_cleanup_fails_each_service_it_left_behind() -> None:
+    """The cleanup command itself failing used to be a log line and exit 0."""
+    report = scripted(ScriptedRunner(seconds=5, fail_cleanup=True), deadline=300)
+    for name in ("a", "b"):
+        delete = next(s for s in report.services[name].steps if s.name == "delete")
+        assert not delete.ok and "the cleanup command failed" in delete.detail
+        assert "lifecycle rule" in delete.detail
+    assert not report.ok
+
+
+def test_sampled_probes_are_planned_per_identity_and_said_so() -> None:
+    """--sample 1 over three services: each role probes one other bucket, the host all."""
+    from checks.via_ssm import probe_plan
+
+    plan = probe_plan(["a", "b", "c"], 1)
+    assert plan == {"host": ["a", "b", "c"], "a": ["b"], "b": ["c"], "c": ["a"]}
+    script = render_script(
+        TARGETS, "probe", ["host", "a"], {"host": ["a", "b"], "a": ["b"]}, "r", 0, 60
+    )
+    assert "declare -A PROBES=([h]='0 1' [0]=1)" in script
+
+
+def test_batches_keep_the_worst_case_output_within_ssms_limit() -> None:
+    """300 services with 32-character names: every phase's worst-case command output (every
+    detail at its longest, every finding listed) stays under 24,000 characters."""
+    from checks.via_ssm import OUTPUT_BUDGET, batch_sizes
+
+    names = [f"s{i:03d}-" + "x" * 27 for i in range(300)]
+    sizes = batch_sizes(names)
+    assert sizes["prepare"] >= 1 and sizes["probe"] >= 1 and sizes["cleanup"] >= sizes["prepare"]
+    longest = "x" * 32
+    detail = "d" * 300
+    check = f"CHECK\t{longest}\tassume role\t0\t999999999\t{detail}\n"
+    finding = f"\t{longest}:delete:unproven:{'C' * 40}"
+    proof = f"PROOF\t{longest}\t99999\t999999999{finding * 20}\tmore:999999\nEND\t{longest}\n"
+    assert sizes["prepare"] * (4 * len(check) + len(longest) + 5) <= OUTPUT_BUDGET
+    assert sizes["probe"] * len(proof) <= OUTPUT_BUDGET
+
+
+class AssociationSsm:
+    """describe_association / describe_instance_associations_status, as SSM answers them."""
+
+    def __init__(self, statuses: list[str]) -> None:
+        self.statuses = statuses
+
+    def describe_association(self, AssociationId: str) -> dict[str, Any]:
+        return {
+            "AssociationDescription": {"AssociationId": AssociationId, "AssociationVersion": "3"}
+        }
+
+    def describe_instance_associations_status(self, InstanceId: str) -> dict[str, Any]:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        version, _, state = status.partition(":")
+        return {
+            "InstanceAssociationStatusInfos": [
+                {
+                    "AssociationId": "assoc",
+                    "AssociationVersion": version,
+                    "Status": state,
+                    "ExecutionSummary": "failed to run commands: exit status 1",
+                }
+            ]
+        }
+
+
+def test_the_check_waits_for_the_associations_latest_run() -> None:
+    """Version 2's success is not enough after `pulumi up` made version 3: wait for 3."""
+    progress = io.StringIO()
+    ssm = AssociationSsm(["2:Success", "3:Pending", "3:Success"])
+    clock = iter(range(100))
+    runner = SsmCommand(
+        ssm, sleep=lambda _s: None, clock=lambda: float(next(clock)), progress=progress
+    )
+    runner.await_association("assoc", INSTANCE_ID, 60)
+    assert ssm.statuses == ["3:Success"]
+    assert "waiting for association assoc" in progress.getvalue()
+
+
+def test_a_failed_association_run_ends_the_check_with_its_own_account() -> None:
+    from checks.via_ssm import RemoteCheckError
+
+    runner = SsmCommand(AssociationSsm(["3:Failed"]), sleep=lambda _s: None, progress=io.StringIO())
+    with pytest.raises(RemoteCheckError, match=r"association assoc failed on .*exit status 1"):
+        runner.await_association("assoc", INSTANCE_ID, 60)
+
+
+def test_waiting_for_the_profiles_counts_against_the_scripts_own_deadline(tmp_path: Path) -> None:
+    """The agent's SIGKILL comes executionTimeout after the script STARTS: a long --wait for
+    the profiles must not push the body past it. With 6 s of its own, the script gives up
+    waiting at once (it needs 10 s to do anything) instead of waiting 60."""
+    stale = tmp_path / "config"
+    stale.write_text("[default]\nregion = us-east-1\n")
+    agent = HostAgent("http://127.0.0.1:9", {}, stale)
+    targets = replace(TARGETS, profiles_sha256="0" * 64)
+    start = time.monotonic()
+    done = agent.run(render_script(targets, "prepare", ["a"], [], "r", 60, 6))
+    assert time.monotonic() - start < 6, "it waited past its own deadline"
+    assert done.returncode == 2 and "not the stack's current profiles file" in done.stdout
