@@ -1,9 +1,12 @@
 """Every test object the check may have written, until it is known to be gone.
 
 An object is recorded *before* its PutObject is sent, so that whatever stops the run (a failed
-step, a crash, the deadline, SIGINT or SIGTERM) the final flush deletes it, with clients of
-short timeouts so that a hanging endpoint cannot hold the process. What still cannot be
-deleted is named on stderr; the stack's lifecycle rule expires it within a day.
+step, a crash, the deadline, SIGINT or SIGTERM) the final flush deletes it. A put still in
+flight when the flush starts may land after the flush deleted the missing key, so the flush
+deletes such an object again once its put has settled. The flush takes at most FLUSH_SECONDS
+(its threads are daemons, so a hanging endpoint cannot hold the process); what it could not
+delete, or whose put was still in flight, is named on stderr, and the stack's lifecycle rule
+expires it within a day.
 """
 
 from __future__ import annotations
@@ -38,38 +41,65 @@ class PendingObjects:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._pending: dict[tuple[str, str], Written] = {}
+        self._in_flight: set[tuple[str, str]] = set()
         self.left_behind: list[str] = []
+        self.flushed: set[tuple[str, str]] = set()
+        """What the final flush deleted (a delete step that ran out of time can say so)."""
 
     def add(self, written: Written) -> None:
+        """Record an object before its put is sent; the put is in flight until `settled`."""
         with self._lock:
             self._pending[(written.bucket, written.key)] = written
+            self._in_flight.add((written.bucket, written.key))
+
+    def settled(self, bucket: str, key: str) -> None:
+        """The put has answered (or failed): the object is there or not, and stays so."""
+        with self._lock:
+            self._in_flight.discard((bucket, key))
+            self._settled.notify_all()
 
     def done(self, bucket: str, key: str) -> None:
         with self._lock:
             self._pending.pop((bucket, key), None)
+            self._in_flight.discard((bucket, key))
+            self._settled.notify_all()
 
     def flush(self) -> list[str]:
-        """Delete what is still pending, concurrently, within FLUSH_SECONDS; return what is left."""
+        """Delete what is still pending, within FLUSH_SECONDS; return what is left."""
+        end = time.monotonic() + FLUSH_SECONDS
         with self._lock:
             pending = list(self._pending.values())
-        threads = [
-            threading.Thread(target=self._delete, args=(w,), daemon=True, name="check-cleanup")
-            for w in pending
-        ]
-        for thread in threads:
-            thread.start()
-        end = time.monotonic() + FLUSH_SECONDS
-        for thread in threads:
-            thread.join(timeout=max(0.0, end - time.monotonic()))
+        self._delete_all(pending, end)
+        # A put in flight may land after the delete above: delete those again once settled.
         with self._lock:
-            left = [f"s3://{w.bucket}/{w.key}" for w in self._pending.values()]
+            while self._in_flight & set(self._pending) and time.monotonic() < end:
+                self._settled.wait(timeout=max(0.0, end - time.monotonic()))
+            again = [w for k, w in self._pending.items() if k not in self._in_flight]
+        self._delete_all(again, end)
+        with self._lock:
+            left = [
+                f"s3://{w.bucket}/{w.key}"
+                + (" (its put was still in flight)" if k in self._in_flight else "")
+                for k, w in self._pending.items()
+            ]
         for where in left:
             log.warning(
                 "could not delete %s; the bucket's lifecycle rule expires it in a day", where
             )
         self.left_behind = left
         return left
+
+    def _delete_all(self, written: list[Written], end: float) -> None:
+        threads = [
+            threading.Thread(target=self._delete, args=(w,), daemon=True, name="check-cleanup")
+            for w in written
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=max(0.0, end - time.monotonic()))
 
     def _delete(self, written: Written) -> None:
         try:
@@ -79,4 +109,8 @@ class PendingObjects:
         except (ClientError, BotoCoreError) as err:
             log.info("cleanup of s3://%s/%s failed: %s", written.bucket, written.key, err)
             return
+        with self._lock:
+            if (written.bucket, written.key) in self._in_flight:
+                return  # deleted before its put landed: it may yet appear, so it stays pending
+            self.flushed.add((written.bucket, written.key))
         self.done(written.bucket, written.key)

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError
 from checks.expectations import Checker, CheckOptions
 from checks.progress import Progress
 from checks.report import Report, write_json, write_table
-from checks.signals import Interrupted, interrupts
+from checks.signals import Interrupted, deferred, interrupts
 from checks.targets import (
     CheckError,
     Targets,
@@ -203,5 +203,7 @@ def _main(args: argparse.Namespace, started: float) -> int:
     except CheckError as err:
         print(f"checks: failed: {err}", file=sys.stderr)
         return EXIT_FAILED
-    (write_json if args.json else write_table)(report, sys.stdout)
+    with deferred():  # a signal now waits until the report is out whole
+        (write_json if args.json else write_table)(report, sys.stdout)
+        sys.stdout.flush()
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -106,7 +106,10 @@ class OwnBucket:
         body = os.urandom(32) + f" ec2-assume-role check of {target.name}\n".encode()
         self._pending.add(Written(target.bucket_name, obj.key, target.account, cleanup_client))
         timer = Timer()
-        step, stored = self._put(s3, owner, obj, body, target, timer)
+        try:
+            step, stored = self._put(s3, owner, obj, body, target, timer)
+        finally:
+            self._pending.settled(target.bucket_name, obj.key)
         prepared.steps.append(step)
         if not stored:
             return

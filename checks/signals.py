@@ -35,10 +35,45 @@ class Interrupted(KeyboardInterrupt):
 @dataclass
 class Stopped:
     signal: int = 0
+    deferred: bool = False
+    """While the report is written, a signal is only remembered (see `deferred`)."""
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signal
+
+
+_active: Stopped | None = None
+"""The innermost `interrupts()` block's state, for `check()` and `deferred()`."""
+
+
+def check() -> None:
+    """Raise Interrupted if a signal came and was lost on its way.
+
+    The handler raises wherever the main thread happens to be; when that is a finalizer or a
+    weakref callback, Python prints "Exception ignored" and carries on as if nothing happened.
+    The main thread calls this where it waits (checks.work.wait_until) and between phases, so a
+    lost signal still ends the run there.
+    """
+    stopped = _active
+    if stopped is not None and stopped.signal and not stopped.deferred:
+        raise Interrupted(stopped.signal)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block a signal is remembered, not raised: a report is written whole (never
+    cut mid-line on stdout); the signal is raised right after the block."""
+    stopped = _active
+    if stopped is None:
+        yield
+        return
+    stopped.deferred = True
+    try:
+        yield
+    finally:
+        stopped.deferred = False
+    check()
 
 
 @contextmanager
@@ -49,18 +84,24 @@ def interrupts() -> Iterator[Stopped]:
         yield stopped  # signal handlers can only be set from the main thread
         return
 
+    global _active
+
     def handler(signum: int, _frame: FrameType | None) -> None:
         if stopped.signal:
             return  # a second signal must not cut the cleanup the first one started
         stopped.signal = signum
-        raise Interrupted(signum)
+        if not stopped.deferred:
+            raise Interrupted(signum)
 
+    outer = _active
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _active = stopped
     try:
         yield stopped
     except Interrupted as err:
         stopped.signal = stopped.signal or err.signum
         raise
     finally:
+        _active = outer
         for sig, old in previous.items():
             signal.signal(sig, old)

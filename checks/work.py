@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
+from checks import signals
+
 T = TypeVar("T")
 
 
@@ -86,10 +88,15 @@ class WorkPool:
 def wait_until(futures: Iterable[Future[Any]], deadline: Deadline) -> bool:
     """Wait for every future or the deadline; True when all finished in time."""
     pending = [f for f in futures if not f.done()]
-    if not pending:
-        return True
-    _, not_done = wait(pending, timeout=deadline.remaining())
-    return not not_done
+    while pending:
+        # In slices, so that a signal Python lost on its way (checks.signals.check) still
+        # ends the run within a second.
+        _, not_done = wait(pending, timeout=min(1.0, deadline.remaining()))
+        signals.check()
+        pending = list(not_done)
+        if pending and deadline.expired():
+            return False
+    return True
 
 
 def reraise(futures: Iterable[Future[Any]]) -> None:

@@ -71,6 +71,18 @@ def stall(seconds: float) -> Callable[[FaultyApp, Callable[..., Any]], Iterable[
     return then
 
 
+def stall_then_store(seconds: float) -> Fault:
+    """A put that hangs BEFORE moto stores it, until released: a signal that comes now finds
+    nothing to delete yet, and the object lands afterwards."""
+
+    def fault(environ: dict[str, Any], start_response: Callable[..., Any], app: FaultyApp) -> Any:
+        app.put_seen.set()
+        app.release.wait(seconds)
+        return app.app(environ, start_response)
+
+    return fault
+
+
 def serve() -> tuple[str, FaultyApp, Callable[[], None]]:
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app

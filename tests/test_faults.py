@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 from check_world import REGION, USER_BODY, USER_KEY, Wiring, World, build, objects
-from fault_server import FaultyApp, answer_500, serve, stall, store_then
+from fault_server import FaultyApp, answer_500, serve, stall, stall_then_store, store_then
 
 from checks.aws_rules import aws_iam_rules
 
@@ -126,6 +126,39 @@ def test_a_signal_mid_put_cleans_up_and_says_so(
     assert err.strip().splitlines()[-1] == f"checks: interrupted by {signal.Signals(signum).name}"
     assert "Traceback" not in err and out == ""
     nothing_left(world)
+
+
+@pytest.mark.parametrize("lands", ["during-the-cleanup", "after-the-exit"])
+def test_a_signal_while_a_put_is_still_in_flight_leaves_nothing_unsaid(
+    faulty: tuple[str, FaultyApp], tmp_path: Path, lands: str
+) -> None:
+    """SIGTERM before S3 has stored the put: the cleanup's first delete finds nothing, and
+    the object lands after it. The cleanup waits for the put to settle and deletes again;
+    if it never settles in time, the object is named on stderr (the lifecycle rule expires
+    it), never left in silence."""
+    url, app = faulty
+    world = build(Wiring(services=("service-a",)))
+    app.fault = stall_then_store(30)
+    with aws_iam_rules():
+        done = start(world, tmp_path, url)
+        assert app.put_seen.wait(30), "the put never arrived"
+        done.send_signal(signal.SIGTERM)
+        if lands == "during-the-cleanup":
+            time.sleep(1.0)  # the cleanup is waiting for the put now
+            app.release.set()
+        out, err = done.communicate(timeout=30)
+        app.release.set()
+        time.sleep(0.3)  # let a late put land before looking
+    assert done.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "checks: interrupted by SIGTERM"
+    assert "Traceback" not in err and out == ""
+    bucket = world.outputs["services"]["service-a"]["bucketName"]
+    if lands == "during-the-cleanup":
+        nothing_left(world)
+    else:
+        left = [key for key in objects(bucket) if key != USER_KEY]
+        assert len(left) == 1, objects(bucket)
+        assert f"could not delete s3://{bucket}/{left[0]} (its put was still in flight)" in err
 
 
 @pytest.mark.parametrize("hang", ["everything", "s3"])

@@ -9,6 +9,7 @@ import time
 from checks.expectations import CheckOptions
 from checks.progress import Progress
 from checks.report import write_json, write_matrix, write_table
+from checks.signals import deferred
 from checks.targets import UsageError
 
 
@@ -28,15 +29,17 @@ def rehearse(args: argparse.Namespace, started: float) -> int:
     options = CheckOptions(deadline_seconds=args.deadline, sample=args.sample, progress=Progress())
     rehearsal = run_rehearsal(load_stack_config(path), stack=stack, options=options)
     report = rehearsal.report
-    if args.json:
-        write_json(report, sys.stdout)
-    else:
-        write_table(report, sys.stdout)
-        access = report.extra["matrix"]
-        write_matrix(matrix.cells(access), access["columns"], sys.stdout)
-        if "hostAssumes" in access:
-            assumable = [name for name, ok in access["hostAssumes"].items() if ok]
-            print(f"the host role assumes: {', '.join(assumable) or 'nothing'}")
+    with deferred():  # a signal now waits until the report is out whole
+        if args.json:
+            write_json(report, sys.stdout)
+        else:
+            write_table(report, sys.stdout)
+            access = report.extra["matrix"]
+            write_matrix(matrix.cells(access), access["columns"], sys.stdout)
+            if "hostAssumes" in access:
+                assumable = [name for name, ok in access["hostAssumes"].items() if ok]
+                print(f"the host role assumes: {', '.join(assumable) or 'nothing'}")
+        sys.stdout.flush()
     t = rehearsal.timings
     print(
         f"checks: rehearsal of {path.name}: evaluate {t['evaluate']:.2f} s, deploy into the "

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from checks import signals
 from checks.aws_rules import aws_iam_rules, aws_policy_rules
 from checks.expectations import Checker, CheckOptions
 from checks.rehearsal import matrix
@@ -30,6 +31,7 @@ from checks.report import Report, Step
 from checks.targets import CheckError, Targets, UsageError, parse_outputs
 from infra.errors import ConfigError
 from infra.mock_program import PROGRAM, evaluate
+from infra.partition import Partition, partition_of_region
 
 PROJECT_DIR = PROGRAM.parent
 DEFAULT_REGION = "us-east-1"
@@ -224,6 +226,21 @@ def _prepend_profile_steps(report: Report, targets: Targets, profiles: Mapping[s
         result.steps.insert(0, step)
 
 
+def _refuse_unknown_region(region: str) -> None:
+    """A region of the right shape that AWS does not have (eu-north-9): the AWS provider
+    refuses it under `pulumi up`, and the emulator has no such region either. A region of the
+    wrong shape is left to the program, which says so with the rest of the config."""
+    partition = partition_of_region(region)
+    if not isinstance(partition, Partition):
+        return
+    known = boto3.session.Session().get_available_regions("ec2", partition_name=partition.value)
+    if known and region not in known:
+        raise UsageError(
+            f"invalid config aws:region = {region!r}: partition {partition.value} has no such "
+            f"region ({len(known)} known, e.g. {', '.join(sorted(known)[:3])})"
+        )
+
+
 def run_rehearsal(
     config: Mapping[str, Any],
     *,
@@ -233,6 +250,7 @@ def run_rehearsal(
 ) -> Rehearsal:
     """Deploy the program with this stack config into moto and check it."""
     region = str(config.get("aws:region") or DEFAULT_REGION)
+    _refuse_unknown_region(region)
     with emulated_aws(region), aws_policy_rules():
         mocks = EmulatorMocks(region=region, tamper=tamper, partition=_partition(region))
         start = time.perf_counter()
@@ -245,11 +263,21 @@ def run_rehearsal(
         except ClientError as err:
             raise RehearsalError(f"the emulator rejected a resource: {err}") from None
         evaluated = time.perf_counter()
+        signals.check()  # a signal the mock runtime's callbacks swallowed ends the run here
         targets = parse_outputs(outputs, f"the rehearsed stack {stack}")
         profiles = apply_associations(mocks.associations) if mocks.associations else None
         # moto runs in this process, CPU-bound under the GIL: one worker is the fastest (at 50
         # services, 27 s against 39 s with 4 workers and 47 s with 64).
-        options = replace(options, wait_seconds=0, workers=1, inspector=_inspector(region))
+        # The deadline is the whole run's: what evaluate and deploy took comes off it.
+        left = options.deadline_seconds - (time.perf_counter() - start)
+        if left <= 0:
+            raise CheckError(
+                f"the deploy into the emulator took the whole deadline "
+                f"({options.deadline_seconds:.0f} s, --deadline)"
+            )
+        options = replace(
+            options, wait_seconds=0, workers=1, inspector=_inspector(region), deadline_seconds=left
+        )
         report = _check(targets, outputs, options)
         if profiles is not None:
             _prepend_profile_steps(report, targets, profiles)
