@@ -69,7 +69,10 @@ def _run(*args: str | Path, quiet_stdout: bool = False) -> int:
             try:
                 return child.wait()
             except KeyboardInterrupt:
-                continue  # the tool got the same Ctrl-C; its exit code tells how it ended
+                # Ctrl-C reaches the whole process group, but `kill -INT <dev.py>` reaches
+                # dev.py alone: pass it on (the tools ignore a second one while cleaning up).
+                child.send_signal(signal.SIGINT)
+                continue  # its exit code tells how it ended
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -140,7 +143,14 @@ def bench(extra: list[str]) -> int:
 JOBS = {"test": test, "rehearse": rehearse, "bench": bench}
 
 
+def _terminated(_signum: int, _frame: object) -> None:
+    """SIGTERM while dev.py itself works (creating .venv, between tools): one line, 143."""
+    print("dev.py: interrupted by SIGTERM", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     if argv[:1] in (["-h"], ["--help"], ["help"]):
         print(__doc__)
         return 0

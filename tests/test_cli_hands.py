@@ -128,9 +128,11 @@ def test_dev_py_help_exits_0() -> None:
     assert done.returncode == 0 and "dev.py test" in done.stdout
 
 
-def test_dev_py_passes_on_an_interrupt_as_the_tools_exit_code(fresh_clone: Path) -> None:
-    """Ctrl-C reaches dev.py and its tool together (one process group): one line from the
-    tool, 130, no KeyboardInterrupt traceback from dev.py."""
+@pytest.mark.parametrize("to", ["process-group", "dev.py-alone"])
+def test_dev_py_passes_on_an_interrupt_as_the_tools_exit_code(fresh_clone: Path, to: str) -> None:
+    """Ctrl-C reaches dev.py and its tool together (one process group); `kill -INT` reaches
+    dev.py alone, which passes it on. Either way: one line from the tool, 130, no
+    KeyboardInterrupt traceback from dev.py, never a finished run with exit 0."""
     config = stack_file(fresh_clone, 24)
     run = subprocess.Popen(
         [sys.executable, "dev.py", "rehearse", "--config-file", str(config)],
@@ -141,7 +143,10 @@ def test_dev_py_passes_on_an_interrupt_as_the_tools_exit_code(fresh_clone: Path)
         start_new_session=True,
     )
     time.sleep(3)
-    os.killpg(run.pid, signal.SIGINT)
+    if to == "process-group":
+        os.killpg(run.pid, signal.SIGINT)
+    else:
+        os.kill(run.pid, signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
     assert (
@@ -215,3 +220,65 @@ def test_a_bad_region_and_other_problems_come_together_one_line_each(
     assert code == 2 and len(lines) == 3, err
     assert "aws:region = 'mars-north-9'" in err and "did you mean topology?" in err
     assert "services[0].name = 'default'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_start_up_is_one_line_too(signum: int, code: int) -> None:
+    """While Python still imports boto3 (the first ~second), before any handler of the check
+    itself: one line and the conventional code, not a KeyboardInterrupt traceback or a bare
+    death by signal."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "checks", "--rehearse"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.15)  # the interpreter is up; the check's imports are under way
+    run.send_signal(signum)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == code, err
+    assert err.strip().splitlines() == [f"checks: interrupted by {signal.Signals(signum).name}"]
+    assert out == ""
+
+
+def test_a_signal_lost_on_its_way_still_ends_the_run_at_the_next_wait() -> None:
+    """Python drops an exception raised inside a finalizer or weakref callback ("Exception
+    ignored in ..."); the signal is remembered, and the next wait raises it."""
+    from concurrent.futures import Future
+
+    from checks.signals import Interrupted, interrupts
+    from checks.work import Deadline, wait_until
+
+    never: Future[None] = Future()
+    with pytest.raises(Interrupted), interrupts() as stopped:
+        stopped.signal = signal.SIGTERM  # what the handler records before its raise is lost
+        wait_until([never], Deadline(30))
+
+
+def test_a_signal_while_the_report_is_written_waits_for_its_end() -> None:
+    """The report goes out whole (a document cut mid-line is worse than none), then the
+    signal ends the run as interrupted."""
+    from checks.signals import Interrupted, deferred, interrupts
+
+    written: list[str] = []
+    with pytest.raises(Interrupted), interrupts() as stopped, deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        written.append("the whole report")
+    assert written == ["the whole report"] and stopped.signal == signal.SIGTERM
+
+
+def test_a_region_aws_does_not_have_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """eu-north-9 has the shape of a region; the provider refuses it, and so does the
+    rehearsal: one line, exit 2, no emulator traceback."""
+    config = tmp_path / "Pulumi.x.yaml"
+    config.write_text(
+        "config:\n  aws:region: eu-north-9\n  ec2-assume-role:services:\n    - name: a\n"
+    )
+    code, err = run_cli(["--rehearse", "--config-file", str(config)], capsys)
+    assert code == 2 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert "invalid config aws:region = 'eu-north-9': partition aws has no such region" in line
