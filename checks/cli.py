@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the report says so. Without it, every pair is probed, and a run the deadline cuts "
         "short fails",
     )
+    parser.add_argument(
+        "--without-peer-get",
+        action="store_true",
+        help="dedicated topology: accept that get on the other services' buckets is not proven "
+        "(it needs an object only their own instances can write); the report still says so",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--via-ssm",
@@ -151,6 +157,8 @@ def _check(args: argparse.Namespace) -> Report:
         session = boto3.Session()
     except BotoCoreError as err:  # e.g. AWS_PROFILE names a profile that does not exist
         raise UsageError(f"cannot set up AWS credentials: {err}") from None
+    if args.without_peer_get and (args.via_ssm or targets.topology != "dedicated"):
+        raise UsageError("--without-peer-get is for the check on a dedicated-topology instance")
     if args.via_ssm:
         return run_via_ssm(
             session,
@@ -165,6 +173,7 @@ def _check(args: argparse.Namespace) -> Report:
         deadline_seconds=args.deadline,
         sample=args.sample,
         progress=Progress(),
+        without_peer_get=args.without_peer_get,
     )
     return Checker(session, targets, options).run(names)
 

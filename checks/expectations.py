@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,7 +31,7 @@ from checks.diagnose import explain_assume_denied
 from checks.explain import DENIED, describe, error_code
 from checks.isolation import ProofTask, assemble_probes, plan_probes
 from checks.own_bucket import OwnBucket, Prepared, Timer
-from checks.probes import RESERVED_PREFIX
+from checks.probes import RESERVED_PREFIX, TestObject
 from checks.progress import Progress
 from checks.report import Report, ServiceResult, Step
 from checks.targets import CheckError, ServiceTarget, Targets, UsageError
@@ -66,6 +66,11 @@ class CheckOptions:
     clock: Callable[[], float] = time.monotonic
     inspector: Any = None
     """An IAM client to diagnose AssumeRole denials with, instead of the caller's own."""
+    peer_objects: Mapping[str, TestObject] | None = None
+    """Dedicated: an object in each other service's bucket to aim the get probe at (the
+    rehearsal plants them); without one that get is not proven."""
+    without_peer_get: bool = False
+    """Dedicated: accept that get on the other buckets is not proven (--without-peer-get)."""
 
 
 def client_config(options: CheckOptions, pool: int) -> Config:
@@ -92,6 +97,7 @@ class Checker:
         self._iam = options.inspector or self._client("iam")
         self._source = ""
         self.pending = PendingObjects()
+        self._objects: dict[str, TestObject] = {}
         self.tasks: list[ProofTask] = []
         """After `run`: every negative probe, by identity and bucket (the rehearsal's matrix)."""
 
@@ -125,12 +131,14 @@ class Checker:
         pool = WorkPool(self._options.workers)
         progress = self._options.progress or Progress(quiet=True)
         try:
-            return self._run(list(names), pool, deadline, progress)
+            report = self._run(list(names), pool, deadline, progress)
         finally:
             progress.close()
             pool.cancel()
             self.pending.flush()
             pool.close()
+        self._credit_flushed(report)
+        return report
 
     def _run(
         self, names: list[str], pool: WorkPool, deadline: Deadline, progress: Progress
@@ -157,7 +165,13 @@ class Checker:
         # Probes need every owner's test object in place, so they start once phase 1 is over;
         # deletes aim at objects the gets must still find, so they go last.
         tasks = self.tasks = plan_probes(
-            self._targets, prepared, self._s3, shared, self._options.sample
+            self._targets,
+            prepared,
+            self._s3,
+            shared,
+            self._options.sample,
+            self._options.peer_objects,
+            self.pending,
         )
         progress.planned(4 * len(tasks))
         for kinds in (("list", "get", "put"), ("delete",)):
@@ -170,7 +184,7 @@ class Checker:
         deletes = {p.name: pool.submit(partial(own.delete, p)) for p in prepared.values() if p.obj}
         wait_until(deletes.values(), deadline)
         reraise(deletes.values())
-        probe_steps = assemble_probes(self._targets, names, tasks, shared, deadline)
+        probe_steps = assemble_probes(tasks, deadline, self._options.without_peer_get)
         late = f"did not finish before the deadline ({deadline.seconds:.0f} s, --deadline)"
         results: dict[str, ServiceResult] = {}
         for name in names:
@@ -184,7 +198,26 @@ class Checker:
             if not phase1[name].done():
                 steps.append(Step("finished", False, 0, late))
             results[name] = ServiceResult([s for s in steps if s is not None])
-        return Report(source=source, services=results)
+        self._objects = {p.name: p.obj for p in prepared.values() if p.obj}
+        planned = sum(4 if t.obj or not t.dedicated else 3 for t in tasks)
+        probed = sum(len(t.probes) for t in tasks)
+        proof = {"planned": planned, "done": probed, "sample": self._options.sample}
+        return Report(source=source, services=results, extra={"proof": proof})
+
+    def _credit_flushed(self, report: Report) -> None:
+        """A delete step the deadline cut short, whose object the final cleanup did delete,
+        says so: the object is gone (the run still fails on what was not proven)."""
+        for name, obj in self._objects.items():
+            target = self._targets.services[name]
+            if (target.bucket_name, obj.key) not in self.pending.flushed:
+                continue
+            result = report.services[name]
+            result.steps = [
+                Step("delete", True, s.ms, f"deleted {obj.key} (by the final cleanup)")
+                if s.name == "delete" and not s.ok
+                else s
+                for s in result.steps
+            ]
 
     def _select(self, source: str, names: list[str], shared: bool) -> list[str]:
         if not shared:

@@ -3,8 +3,11 @@
 Shared topology: the host role probes every checked bucket (the bucket owner's step "direct
 access denied"), and every service role probes every other checked bucket (its own step
 "isolation"), so a leak fails the step of the identity that leaks. Dedicated topology: the
-instance's own role probes every other bucket; it can write no test object there, so get and
-delete are proven by each service's own instance, and said so.
+instance's own role probes every other bucket with list, a put and an unconditional delete of
+unique keys (an allowed delete of a missing key answers 204, so a denial proves something),
+and a get of an object the owner wrote, which one instance alone cannot have: without one
+(the rehearsal plants them) the get is not proven, and the step fails unless the user accepts
+the gap with --without-peer-get.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.explain import DENIED, error_code, host_policies, over_privileged, service_policies
+from checks.cleanup import PendingObjects, Written
+from checks.explain import (
+    DENIED,
+    describe,
+    error_code,
+    host_policies,
+    over_privileged,
+    service_policies,
+)
 from checks.own_bucket import Prepared
 from checks.probes import (
     ACTIONS,
@@ -35,7 +46,11 @@ from checks.work import Deadline
 
 DIRECT, ISOLATION = "direct access denied", "isolation"
 NAMES_SHOWN = 5
-ELSEWHERE = "proven on that service's own instance, where its test object is"
+NO_PEER_OBJECT = (
+    "not proven from this instance: a get needs an object in that bucket, which only that "
+    "service's own instance can write (the rehearsal proves it; --without-peer-get accepts "
+    "the gap)"
+)
 
 
 @dataclass
@@ -52,6 +67,8 @@ class ProofTask:
     dedicated: bool = False
     sampled: bool = False
     """Part of a sample (--sample): the step says how many buckets it covered."""
+    pending: PendingObjects | None = None
+    """Dedicated: where a put probe records its key before it is sent (the final cleanup)."""
     probes: list[Probe] = field(default_factory=list)
     started: float = 0.0
     ended: float = 0.0
@@ -61,28 +78,61 @@ class ProofTask:
         for action in actions:
             if self.dedicated and action == "put":
                 self.probes.append(self._put_unique())
-            elif self.dedicated and action in ("get", "delete"):
-                continue  # no object of theirs to aim at; see ELSEWHERE
+            elif self.dedicated and action == "delete":
+                self.probes.append(self._delete_unique())
+            elif self.dedicated and action == "get" and self.obj is None:
+                continue  # nothing of the owner's to aim at: step_of says NO_PEER_OBJECT
             else:
                 self.probes.append(probe(self.s3, self.who, action, self.target, self.obj))
         self.ended = time.perf_counter()
 
+    def _owner(self) -> dict[str, str]:
+        return {"Bucket": self.target.bucket_name, "ExpectedBucketOwner": self.target.account}
+
     def _put_unique(self) -> Probe:
         """Dedicated: a new key; if it lands, the leak is reported and the object removed."""
         key = f"{RESERVED_PREFIX}{uuid.uuid4().hex}"
-        owner = {"Bucket": self.target.bucket_name, "ExpectedBucketOwner": self.target.account}
+        bucket = self.target.bucket_name
+        if self.pending is not None:  # before it is sent: a signal now still cleans it up
+            self.pending.add(Written(bucket, key, self.target.account, lambda: self.s3))
         try:
-            self.s3.put_object(Key=key, Body=b"", IfNoneMatch="*", **owner)
+            self.s3.put_object(Key=key, Body=b"", IfNoneMatch="*", **self._owner())
         except (ClientError, BotoCoreError) as err:
             denied = isinstance(err, ClientError) and error_code(err) in DENIED
+            if denied and self.pending is not None:
+                self.pending.done(bucket, key)
             verdict = Verdict.DENIED if denied else Verdict.UNPROVEN
-            return Probe(self.who, "put", self.target, verdict, str(err))
+            return Probe(self.who, "put", self.target, verdict, describe(err))
+        finally:
+            if self.pending is not None:
+                self.pending.settled(bucket, key)
         try:
-            self.s3.delete_object(Key=key, **owner)
+            self.s3.delete_object(Key=key, **self._owner())
             note = "it wrote an object, since deleted"
+            if self.pending is not None:
+                self.pending.done(bucket, key)
         except (ClientError, BotoCoreError):
-            note = f"it wrote s3://{self.target.bucket_name}/{key}, which it cannot delete"
+            note = f"it wrote s3://{bucket}/{key}, which it cannot delete"
         return Probe(self.who, "put", self.target, Verdict.ALLOWED, note)
+
+    def _delete_unique(self) -> Probe:
+        """Dedicated: delete a key that never existed. S3 answers an allowed delete of a
+        missing key with 204 whatever s3:ListBucket says, so AccessDenied proves denial."""
+        key = f"{RESERVED_PREFIX}{uuid.uuid4().hex}"
+        try:
+            self.s3.delete_object(Key=key, **self._owner())
+        except ClientError as err:
+            if error_code(err) in DENIED:
+                return Probe(self.who, "delete", self.target, Verdict.DENIED, describe(err))
+            got = f"expected AccessDenied, got {error_code(err)}"
+            return Probe(self.who, "delete", self.target, Verdict.UNPROVEN, got)
+        except BotoCoreError as err:
+            return Probe(self.who, "delete", self.target, Verdict.UNPROVEN, describe(err))
+        note = (
+            f"it may delete any object there (on a versioned bucket it left a delete marker at "
+            f"{key}, which the lifecycle rule removes)"
+        )
+        return Probe(self.who, "delete", self.target, Verdict.ALLOWED, note)
 
 
 def _others(names: list[str], index: int, sample: int | None) -> list[str]:
@@ -98,7 +148,12 @@ def plan_probes(
     caller_s3: Any,
     shared: bool,
     sample: int | None = None,
+    peers: Mapping[str, TestObject] | None = None,
+    pending: PendingObjects | None = None,
 ) -> list[ProofTask]:
+    """Shared: the host and every service role on the others' live test objects. Dedicated:
+    the caller's role on every other bucket, its get aimed at `peers` (an object per bucket
+    that someone else wrote: the rehearsal plants them)."""
     checked = {name: targets.services[name] for name in prepared}
     order = list(checked)
     tasks: list[ProofTask] = []
@@ -128,7 +183,16 @@ def plan_probes(
     (name,) = prepared
     look = service_policies(targets.services[name])
     return [
-        ProofTask(f"{name}'s role", (name, ISOLATION), look, caller_s3, t, None, dedicated=True)
+        ProofTask(
+            f"{name}'s role",
+            (name, ISOLATION),
+            look,
+            caller_s3,
+            t,
+            (peers or {}).get(other),
+            dedicated=True,
+            pending=pending,
+        )
         for other, t in targets.services.items()
         if other != name
     ]
@@ -141,19 +205,32 @@ def _names(names: list[str]) -> str:
 
 
 def step_of(
-    key: tuple[str, str], tasks: list[ProofTask], missing: str = "not run", ms: int | None = None
+    key: tuple[str, str],
+    tasks: list[ProofTask],
+    missing: str = "not run",
+    ms: int | None = None,
+    without_peer_get: bool = False,
 ) -> Step:
     """One step from an identity's probes: pass only when every probe was denied."""
     who, dedicated = tasks[0].who, tasks[0].dedicated
-    expected = ("list", "put") if dedicated else ACTIONS
     leaks: dict[str, list[str]] = defaultdict(list)
     unproven: list[str] = []
     aimless: list[str] = []  # the owner's put failed; the owner's own steps fail for it
+    no_get: list[str] = []  # dedicated, no peer object: get on these buckets is not proven
+    traces: list[str] = []  # dedicated: what a leaking put or delete left behind
     for task in tasks:
+        expected: tuple[str, ...] = ACTIONS
+        if dedicated and task.obj is None:
+            expected = ("list", "put", "delete")
+            no_get.append(task.target.name)
+            if not without_peer_get:
+                unproven.append(f"get on {task.target.bucket_name}: {NO_PEER_OBJECT}")
         done = {p.action for p in task.probes}
         for p in task.probes:
             if p.verdict is Verdict.ALLOWED:
                 leaks[task.target.name].append(p.action)
+                if task.dedicated and p.action in ("put", "delete"):
+                    traces.append(f"Its {p.action} probe on {task.target.bucket_name}: {p.detail}.")
             elif p.verdict is Verdict.UNPROVEN and p.detail == NO_TEST_OBJECT and key[1] != DIRECT:
                 aimless.append(task.target.name)
             elif p.verdict is Verdict.UNPROVEN:
@@ -169,6 +246,7 @@ def step_of(
             over_privileged(who, actions, by_name[owner].target, tasks[0].look_at)
             for owner, actions in sorted(leaks.items())
         ]
+        parts += traces
         if unproven:
             shown = "; ".join(unproven[:NAMES_SHOWN])
             more = (
@@ -176,10 +254,15 @@ def step_of(
             )
             parts.append(f"Not proven, so not passed: {shown}{more}.")
         return Step(key[1], False, ms, " ".join(parts))
-    denied = ", ".join(expected[:-1]) + f" and {expected[-1]}"
+    denied = "list, get, put and delete" if not no_get else "list, put and delete"
     buckets = [t.target.bucket_name if key[1] == DIRECT else t.target.name for t in tasks]
     where = buckets[0] if key[1] == DIRECT else f"the buckets of {_names(buckets)}"
-    extra = f"; get and delete: {ELSEWHERE}" if dedicated else ""
+    extra = ""
+    if no_get:  # only with --without-peer-get does a step with this gap get here
+        extra = (
+            f"; get on the buckets of {_names(no_get)} is not proven from this instance "
+            "(accepted: --without-peer-get)"
+        )
     if tasks[0].sampled:
         extra += f" (a sample of {len(tasks)} buckets, --sample)"
     if aimless:
@@ -189,11 +272,14 @@ def step_of(
 
 
 def assemble_probes(
-    targets: Targets, names: list[str], tasks: list[ProofTask], shared: bool, deadline: Deadline
+    tasks: list[ProofTask], deadline: Deadline, without_peer_get: bool = False
 ) -> dict[tuple[str, str], Step]:
     """One step per (service, step name) that had probes planned."""
     grouped: dict[tuple[str, str], list[ProofTask]] = defaultdict(list)
     for task in tasks:
         grouped[task.step].append(task)
     missing = "the deadline passed first" if deadline.expired() else "not run"
-    return {key: step_of(key, group, missing) for key, group in grouped.items()}
+    return {
+        key: step_of(key, group, missing, without_peer_get=without_peer_get)
+        for key, group in grouped.items()
+    }

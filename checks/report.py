@@ -92,6 +92,20 @@ def write_table(report: Report, out: IO[str]) -> None:
     passed = sum(r.ok for r in report.services.values())
     summary = "all expectations hold" if report.ok else "some expectations FAILED"
     console.print(f"{passed}/{len(report.services)} services pass: {summary}")
+    if proof := report.extra.get("proof"):
+        console.print(proof_line(proof))
+
+
+def proof_line(proof: Mapping[str, Any]) -> str:
+    """How much of the negative proof ran: all of it, a sample, or (cut short) how much."""
+    planned, done, sample = proof["planned"], proof["done"], proof.get("sample")
+    how = f", each service role on {sample} other buckets (--sample)" if sample else ""
+    if done < planned:
+        return (
+            f"proof INCOMPLETE: {done:,} of {planned:,} denial probes ran{how}; each failed "
+            "step names what was not proven"
+        )
+    return f"proof: {planned:,} of {planned:,} denial probes ran{how}"
 
 
 def write_matrix(

@@ -96,7 +96,8 @@ def test_json_is_exactly_the_documented_shape(
     world = build(Wiring(services=("service-a",)))
     code, report = check_json(world, tmp_path, monkeypatch, capsys)
     assert code == 0
-    assert set(report) == {"ok", "source", "services"}
+    assert set(report) == {"ok", "source", "services", "proof"}
+    assert report["proof"] == {"planned": 4, "done": 4, "sample": None}, "the host's 4 probes"
     (step, *_) = report["services"]["service-a"]["steps"]
     assert set(step) == {"name", "ok", "ms", "detail"}
     assert "isolation" not in steps(report, "service-a"), "one service has no other bucket"
@@ -235,7 +236,7 @@ def test_dedicated_credentials_check_their_own_service(
 ) -> None:
     """On a production instance the caller is the service role itself: no assume step."""
     world = build(Wiring(topology="dedicated"))
-    code, report = check_json(world, tmp_path, monkeypatch, capsys)
+    code, report = check_json(world, tmp_path, monkeypatch, capsys, "--without-peer-get")
     assert code == 0, report
     assert list(report["services"]) == ["service-a"]
     assert [s["name"] for s in report["services"]["service-a"]["steps"]] == [
@@ -248,6 +249,45 @@ def test_dedicated_credentials_check_their_own_service(
     assert report["source"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/service-a-role")
     code, out, err = run_check(world, tmp_path, monkeypatch, capsys, "--service", "service-b")
     assert code == 2 and out == "" and "--service must be service-a" in err
+
+
+def test_dedicated_get_on_other_buckets_is_not_passed_unproven(
+    enforced: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """One instance cannot aim a get at another bucket's object: without the user accepting
+    that gap, the isolation step fails and says why (never a silent pass)."""
+    world = build(Wiring(topology="dedicated"))
+    code, report = check_json(world, tmp_path, monkeypatch, capsys)
+    isolation = steps(report, "service-a")["isolation"]
+    assert code == 1 and not isolation["ok"]
+    assert "a get needs an object in that bucket" in isolation["detail"]
+    assert "--without-peer-get" in isolation["detail"]
+    assert [name for name, step in steps(report, "service-a").items() if not step["ok"]] == [
+        "isolation"
+    ]
+
+
+@pytest.mark.parametrize("action", ["s3:DeleteObject", "s3:PutObject"])
+def test_a_dedicated_role_that_may_delete_or_put_in_another_bucket_fails(
+    enforced: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, action: str
+) -> None:
+    """Without s3:ListBucket: an allowed delete of a key that never existed answers 204, and a
+    put of a new key lands (and is removed): either is a leak, seen from one instance."""
+    grant = statement(action, f"arn:aws:s3:::{bucket_of('service-b')}/*")
+    world = build(Wiring(topology="dedicated", service_extra={"service-a": [grant]}))
+    code, report = check_json(world, tmp_path, monkeypatch, capsys, "--without-peer-get")
+    isolation = steps(report, "service-a")["isolation"]
+    assert code == 1 and not isolation["ok"]
+    assert action in isolation["detail"] and bucket_of("service-b") in isolation["detail"]
+    if action == "s3:DeleteObject":
+        assert_untouched_and_clean(world)
+        return
+    # It may put but not delete there, and the check holds no other credentials on this
+    # instance: what it wrote is named (the lifecycle rule expires it), user data untouched.
+    assert "which it cannot delete" in isolation["detail"], isolation["detail"]
+    written = set(objects(bucket_of("service-b"))) - {USER_KEY}
+    assert len(written) == 1 and next(iter(written)) in isolation["detail"]
+    assert objects(bucket_of("service-b"))[USER_KEY] == USER_BODY
 
 
 def test_failure_midway_still_deletes_the_test_object(

@@ -158,7 +158,8 @@ def test_cli_rehearsal_json_has_the_report_and_the_matrix(
     assert main(["--rehearse", "--config-file", str(config), "--json"]) == 0
     captured = capsys.readouterr()
     document = json.loads(captured.out)
-    assert set(document) == {"ok", "source", "services", "matrix"}
+    assert set(document) == {"ok", "source", "services", "matrix", "proof"}
+    assert document["proof"] == {"planned": 4, "done": 4, "sample": None}, "the host on solo"
     assert set(document["matrix"]) == {"columns", "rows", "hostAssumes"}
     assert set(document["matrix"]["rows"]["host role"]["solo"]) == {
         "list",
