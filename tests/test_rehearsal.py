@@ -270,9 +270,9 @@ def test_the_readme_shows_what_the_rehearsal_prints(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize(
-    ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")]
+    ("region", "partition", "topology"),
+    [("cn-north-1", "aws-cn", "shared"), ("us-gov-west-1", "aws-us-gov", "dedicated")],
 )
-@pytest.mark.parametrize("topology", ["shared", "dedicated"])
 def test_china_and_govcloud_rehearse_clean_in_their_own_partition(
     region: str, partition: str, topology: str
 ) -> None:
