@@ -19,6 +19,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 # Every rule blocks the deployment: each one is a guarantee this project makes.
 ENFORCEMENT = EnforcementLevel.MANDATORY
@@ -33,13 +34,21 @@ class ResourceRuleLike(Protocol):
     def check(self) -> Callable[[str, Mapping[str, Any]], list[str]]: ...
 
 
+class FindingsLike(Protocol):
+    """rules_stack.Findings: the violations found, and what was left undecided in a preview."""
+
+    @property
+    def violations(self) -> Sequence[tuple[str, str]]: ...
+    def unknown(self) -> UnknownValueError | None: ...
+
+
 class StackRuleLike(Protocol):
     @property
     def name(self) -> str: ...
     @property
     def description(self) -> str: ...
     @property
-    def check(self) -> Callable[[Sequence[PolicyResource]], list[tuple[str, str]]]: ...
+    def check(self) -> Callable[[Sequence[PolicyResource]], FindingsLike]: ...
 
 
 def resource_policy(rule: ResourceRuleLike) -> ResourceValidationPolicy:
@@ -62,11 +71,21 @@ def resource_policy(rule: ResourceRuleLike) -> ResourceValidationPolicy:
 
 
 def stack_policy(rule: StackRuleLike) -> StackValidationPolicy:
-    """Report each (urn, message) the rule returns against that resource."""
+    """Report each (urn, message) the rule finds against that resource; then, if the rule left
+    resources undecided (a preview), raise their unknown value.
+
+    pulumi_policy keeps the violations already reported and turns the exception into its
+    "can't run during preview" diagnostic: known breaches fail the preview, and the rest of the
+    rule is shown as not run, never as passed.
+    """
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        for urn, message in rule.check(args.resources):
+        findings = rule.check(args.resources)
+        for urn, message in findings.violations:
             report_violation(message, urn)
+        unknown = findings.unknown()
+        if unknown is not None:
+            raise unknown
 
     return StackValidationPolicy(
         name=rule.name,

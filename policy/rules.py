@@ -1,11 +1,12 @@
 """The policy pack's rules, one family per module, gathered here in the order the pack serves them.
 
 Each rule follows from a guarantee the README makes, not from the shapes the program happens to
-emit: the trust of roles (rules_trust), what identity policies allow (rules_identity), which
-managed policies may be attached (rules_managed), private TLS-only buckets (rules_s3,
-rules_bucket_policy), IMDSv2 and encrypted EBS (rules_ec2) and no ingress from the internet
-(rules_ingress, counting addresses with rules_addresses). rules_base holds what they share;
-see it for the shape of a rule and for how unknown values in a preview are handled.
+emit: the trust of roles (rules_trust), what identity policies allow (rules_identity), that no
+role can widen its own access (rules_escalation), which managed policies may be attached
+(rules_managed), private TLS-only buckets (rules_s3, rules_tls, rules_bucket_policy), IMDSv2 and
+encrypted EBS (rules_ec2) and no ingress from the internet (rules_ingress and
+rules_ingress_combined, counting addresses with rules_addresses). rules_base holds what they
+share, rules_stack what stack rules share: see it for how a preview's unknown values are handled.
 """
 
 from __future__ import annotations
@@ -15,24 +16,32 @@ try:
         rules_base,
         rules_bucket_policy,
         rules_ec2,
+        rules_escalation,
         rules_identity,
         rules_ingress,
+        rules_ingress_combined,
         rules_managed,
         rules_s3,
+        rules_stack,
+        rules_tls,
         rules_trust,
     )
 except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
     import rules_base  # type: ignore[import-not-found, no-redef]
     import rules_bucket_policy  # type: ignore[import-not-found, no-redef]
     import rules_ec2  # type: ignore[import-not-found, no-redef]
+    import rules_escalation  # type: ignore[import-not-found, no-redef]
     import rules_identity  # type: ignore[import-not-found, no-redef]
     import rules_ingress  # type: ignore[import-not-found, no-redef]
+    import rules_ingress_combined  # type: ignore[import-not-found, no-redef]
     import rules_managed  # type: ignore[import-not-found, no-redef]
     import rules_s3  # type: ignore[import-not-found, no-redef]
+    import rules_stack  # type: ignore[import-not-found, no-redef]
+    import rules_tls  # type: ignore[import-not-found, no-redef]
     import rules_trust  # type: ignore[import-not-found, no-redef]
 
 ResourceRule = rules_base.ResourceRule
-StackRule = rules_base.StackRule
+StackRule = rules_stack.StackRule
 
 RESOURCE_RULES: tuple[rules_base.ResourceRule, ...] = (
     ResourceRule(
@@ -50,8 +59,9 @@ RESOURCE_RULES: tuple[rules_base.ResourceRule, ...] = (
     ),
     ResourceRule(
         "iam-no-privilege-escalation",
-        "IAM policies must not allow actions that rewrite IAM policies, trust or credentials.",
-        rules_identity.iam_no_privilege_escalation,
+        "IAM policies must not allow actions that rewrite IAM policies, trust, credentials or "
+        "instance profiles, or who can reach a bucket.",
+        rules_escalation.iam_no_privilege_escalation,
     ),
     ResourceRule(
         "iam-managed-policy-allow-list",
@@ -76,18 +86,18 @@ RESOURCE_RULES: tuple[rules_base.ResourceRule, ...] = (
     ),
     ResourceRule(
         "ec2-encrypted-ebs",
-        "Every EBS volume must be encrypted: root and extra devices, templates, volumes.",
+        "Every EBS volume must be encrypted: root and extra devices, templates, fleets, volumes.",
         rules_ec2.ebs_encrypted,
     ),
     ResourceRule(
         "ec2-no-internet-ingress",
-        "No ingress rule may open a port to the internet, with 0.0.0.0/0 or any set of CIDRs "
-        "that covers most of it.",
+        "No ingress rule may open a port to the internet: 0.0.0.0/0, or any set of CIDRs whose "
+        "public addresses add up to more than a /8 of IPv4 or a /32 of IPv6.",
         rules_ingress.no_internet_ingress,
     ),
 )
 
-STACK_RULES: tuple[rules_base.StackRule, ...] = (
+STACK_RULES: tuple[rules_stack.StackRule, ...] = (
     StackRule(
         "s3-bucket-public-access-blocked",
         "Every S3 bucket must have a public access block with all four settings on.",
@@ -95,8 +105,9 @@ STACK_RULES: tuple[rules_base.StackRule, ...] = (
     ),
     StackRule(
         "s3-bucket-tls-only",
-        "Every S3 bucket's policy must keep an unweakened Deny of requests without TLS.",
-        rules_s3.buckets_tls_only,
+        "Every S3 bucket must have one bucket policy, keeping an unweakened Deny of requests "
+        "without TLS.",
+        rules_tls.buckets_tls_only,
     ),
     StackRule(
         "s3-bucket-policy-own-account",
@@ -105,7 +116,18 @@ STACK_RULES: tuple[rules_base.StackRule, ...] = (
     ),
     StackRule(
         "ec2-no-internet-ingress-combined",
-        "Ingress rules of one security group must not open a port to the internet together.",
-        rules_ingress.ingress_across_resources,
+        "Ingress rules of one security group, with the prefix lists they name, must not open "
+        "a port to the internet together; prefix lists must be defined in the stack.",
+        rules_ingress_combined.ingress_across_resources,
+    ),
+    StackRule(
+        "iam-instance-profile-stack-role",
+        "An instance profile may carry only a role this stack defines.",
+        rules_escalation.instance_profiles_carry_stack_roles,
+    ),
+    StackRule(
+        "ec2-attached-volumes-encrypted",
+        "A volume attachment may attach only an encrypted aws.ebs.Volume of this stack.",
+        rules_ec2.attached_volumes_encrypted,
     ),
 )

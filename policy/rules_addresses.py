@@ -1,16 +1,19 @@
 """Address arithmetic for the ingress rules: how much of the public internet CIDRs reach.
 
-A port is open to the internet when the CIDRs that reach it cover more than half of the public
-address space of IPv4 (0.0.0.0/0 without the private, shared, loopback, link-local,
-documentation, benchmarking, multicast and reserved ranges) or of IPv6 (global unicast 2000::/3
-without documentation space). 0.0.0.0/0 is the limit case; 0.0.0.0/1 + 128.0.0.0/1, four /2s,
-::/1 + 8000::/1, or the whole internet but a few carved-out addresses are the same opening. A
-named office or peer network, a few public ranges, or private space stays allowed.
+A port is open to the internet when the public addresses that reach it (0.0.0.0/0 without the
+private, shared, loopback, link-local, documentation, benchmarking, multicast and reserved
+ranges; IPv6 global unicast 2000::/3 without documentation space) add up to more than a /8 of
+IPv4 (2^24 addresses) or more than a /32 of IPv6 (2^96 addresses). That is larger than any one
+organisation's network, so anything past it is the internet for practical purposes: not only
+0.0.0.0/0, but 128.0.0.0/1, 2000::/4, a handful of /9s, or the whole internet but a few
+addresses. A named office or peer network (a /24, a /16, even one whole /8), or private space
+in any amount, stays allowed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Sequence
 
 Span = tuple[int, int]  # The first and last address of a block, as integers.
@@ -56,8 +59,22 @@ def _merged(spans: list[Span]) -> list[Span]:
     return merged
 
 
+# The most public addresses one port may admit, per IP version: a /8 of IPv4, a /32 of IPv6.
+LIMIT = {4: (8, 2**24), 6: (32, 2**96)}
+
+
+def _count(version: int, covered: int) -> str:
+    """IPv4 counts in full (16,777,216); IPv6 ones as powers of two (2^97, about 2^124.6)."""
+    if version == 4:
+        return f"{covered:,}"
+    if covered & (covered - 1) == 0:
+        return f"2^{covered.bit_length() - 1}"
+    exponent = f"{math.log2(covered):.1f}".removesuffix(".0")
+    return f"about 2^{exponent}"
+
+
 def internet_shares(cidrs: Sequence[str]) -> list[str]:
-    """For each IP version of which the CIDRs cover most of the public internet: how much."""
+    """For each IP version of which the CIDRs reach more than the limit: how much they reach."""
     spans: dict[int, list[Span]] = {4: [], 6: []}
     for cidr in cidrs:
         try:
@@ -71,6 +88,12 @@ def internet_shares(cidrs: Sequence[str]) -> list[str]:
             _common(s, universe) - sum(_common(s, e) for e in excluded)
             for s in _merged(spans[version])
         )
-        if 2 * covered > total:
-            found.append(f"{covered * 100 // total}% of the public IPv{version} internet")
+        prefix, limit = LIMIT[version]
+        if covered > limit:
+            share = covered * 100 // total
+            found.append(
+                f"{_count(version, covered)} public IPv{version} addresses "
+                f"({f'{share}%' if share else 'under 1%'} of the public IPv{version} internet), "
+                f"more than a /{prefix}"
+            )
     return found

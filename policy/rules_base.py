@@ -1,10 +1,10 @@
-"""What every rule family shares: the rule shapes, and readers for properties and IAM documents.
+"""What every rule family shares: the resource rule's shape, and readers for properties and IAM
+documents (rules_stack holds what only stack rules need).
 
 A resource rule takes a type token and the resource's properties in the provider's wire format
 (camelCase, e.g. `metadataOptions.httpTokens`) and returns its violations, each a message that
-names the statement and says what to change (the adapter adds the resource's name). A stack rule
-takes every resource of the stack and returns (urn, message) pairs. Nothing here imports
-pulumi_policy: the tests call these functions directly, and adapters.py wraps them.
+names the statement and says what to change (the adapter adds the resource's name). Nothing here
+imports pulumi_policy: the tests call these functions directly, and adapters.py wraps them.
 
 In `pulumi preview`, a property computed from a resource that does not exist yet is unknown; the
 engine's proxy raises when a rule reads it, and CrossGuard reports that the policy could not run
@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 ROLE = "aws:iam/role:Role"
 # pulumi-aws 7 renamed BucketV2 to Bucket and keeps the old token alive; both carry the same
@@ -41,41 +41,11 @@ Props = Mapping[str, Any]
 ResourceCheck = Callable[[str, Props], list[str]]
 
 
-class Dependency(Protocol):
-    @property
-    def urn(self) -> str: ...
-
-
-class StackResource(Protocol):
-    """What a stack rule reads of a resource; pulumi_policy.PolicyResource has this shape."""
-
-    @property
-    def resource_type(self) -> str: ...
-    @property
-    def urn(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def props(self) -> Props: ...
-    @property
-    def property_dependencies(self) -> Mapping[str, Sequence[Dependency]]: ...
-
-
-StackCheck = Callable[[Sequence[StackResource]], list[tuple[str, str]]]
-
-
 @dataclass(frozen=True)
 class ResourceRule:
     name: str
     description: str
     check: ResourceCheck
-
-
-@dataclass(frozen=True)
-class StackRule:
-    name: str
-    description: str
-    check: StackCheck
 
 
 def as_list(value: Any) -> list[Any]:
@@ -143,12 +113,3 @@ def principals(principal: Any) -> list[tuple[str, str]]:
     if isinstance(principal, Mapping):
         return [(str(kind), str(v)) for kind, value in principal.items() for v in as_list(value)]
     return [("AWS", str(v)) for v in as_list(principal)]
-
-
-def of_type(resources: Sequence[StackResource], *tokens: str) -> list[StackResource]:
-    return [r for r in resources if r.resource_type in tokens]
-
-
-def depends_on(resource: StackResource, key: str, target: StackResource) -> bool:
-    """Whether the engine says `key` of `resource` was computed from `target`: known in preview."""
-    return any(d.urn == target.urn for d in resource.property_dependencies.get(key, ()))

@@ -12,8 +12,10 @@ from typing import Any
 
 try:
     from policy import rules_base as base
+    from policy import rules_stack as stack
 except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
     import rules_base as base  # type: ignore[import-not-found, no-redef]
+    import rules_stack as stack  # type: ignore[import-not-found, no-redef]
 
 NAME_THE_ROLE = (
     "grant the service role in its identity policy instead, or name one role or user ARN "
@@ -59,14 +61,17 @@ def bucket_policy_no_public_allow(resource_type: str, props: base.Props) -> list
     return found
 
 
-def _stack_accounts(resources: Sequence[base.StackResource]) -> set[str]:
-    """The accounts of the stack's roles: where its principals live (unknown in a preview)."""
-    accounts = set()
-    for role in base.of_type(resources, base.ROLE):
-        match = base.NAMED_PRINCIPAL.match(str(role.props.get("arn")))
+def _stack_accounts(resources: Sequence[stack.StackResource]) -> tuple[set[str], stack.Pending]:
+    """The accounts of the stack's roles, where its principals live; and why some are not known
+    (a role's ARN in a preview)."""
+    accounts, pending = set(), None
+    for role in stack.of_type(resources, base.ROLE):
+        arn, why = stack.peek(role.props, "arn")
+        match = base.NAMED_PRINCIPAL.match(str(arn))
         if match:
             accounts.add(match.group(1) or match.group(2))
-    return accounts
+        pending = pending or why
+    return accounts, pending
 
 
 def _named_accounts(doc: base.Props) -> Iterator[tuple[str, str, str]]:
@@ -80,25 +85,23 @@ def _named_accounts(doc: base.Props) -> Iterator[tuple[str, str, str]]:
                 yield label, value, match.group(1) or match.group(2)
 
 
-def bucket_policies_own_account(
-    resources: Sequence[base.StackResource],
-) -> list[tuple[str, str]]:
+def bucket_policies_own_account(resources: Sequence[stack.StackResource]) -> stack.Findings:
     """A bucket policy may allow only principals of the account its stack deploys to."""
-    found: list[tuple[str, str]] = []
-    accounts: set[str] | None = None  # Read only when an Allow names a principal.
-    for resource in base.of_type(resources, base.BUCKET_POLICY, *base.BUCKET_TYPES):
-        for where, value in bucket_documents(resource.resource_type, resource.props):
-            doc = base.document(value)
-            for label, principal, account in _named_accounts(doc) if doc is not None else ():
-                accounts = _stack_accounts(resources) if accounts is None else accounts
-                if account in accounts:
-                    continue
-                known = ", ".join(sorted(accounts)) or "none: no role of the stack has an ARN"
-                found.append(
-                    (
-                        resource.urn,
+    findings = stack.Findings()
+    accounts, pending = _stack_accounts(resources)
+    known = ", ".join(sorted(accounts)) or "none: no role of the stack has an ARN"
+    for resource in stack.of_type(resources, base.BUCKET_POLICY, *base.BUCKET_TYPES):
+        with findings.deciding(resource.name):
+            for where, value in bucket_documents(resource.resource_type, resource.props):
+                doc = base.document(value)
+                for label, principal, account in _named_accounts(doc) if doc is not None else ():
+                    if account in accounts:
+                        continue
+                    if pending is not None:
+                        raise pending  # A role whose ARN is not known yet may be of that account.
+                    findings.add(
+                        resource,
                         f"{resource.name}'s {where} {label} allows {principal}, of account "
                         f"{account}, not of this stack's account ({known}): {NAME_THE_ROLE}",
                     )
-                )
-    return found
+    return findings

@@ -1,8 +1,9 @@
 """Identity policies: what a role (or user, or group) may do (guarantee 2 of the pack).
 
 Each service role reaches its own bucket and nothing else, and the host role may only assume
-the service roles. So no Allow may reach data or privilege through a wildcard, and none may let
-a principal rewrite IAM, since that would undo every other guarantee at once.
+the service roles. So no Allow may reach data or privilege through a wildcard (here), and none
+may let a principal widen its own access (rules_escalation), since that would undo every other
+guarantee at once.
 """
 
 from __future__ import annotations
@@ -32,29 +33,6 @@ READ_ONLY_DISCOVERY_ACTIONS = frozenset(
     }
 )
 
-# Actions that let a principal grant itself (or an identity it controls) more than it has: new
-# or rewritten policies, removed Denies and boundaries, wider trust, new credentials. Refused
-# on any resource: the policies of this stack are written by Pulumi, never by its roles.
-ESCALATION_ACTIONS = (
-    *(
-        f"iam:{verb}{noun}"
-        for verb in ("Put", "Attach", "Delete", "Detach")
-        for noun in ("RolePolicy", "UserPolicy", "GroupPolicy")
-    ),
-    "iam:PutRolePermissionsBoundary",
-    "iam:DeleteRolePermissionsBoundary",
-    "iam:PutUserPermissionsBoundary",
-    "iam:DeleteUserPermissionsBoundary",
-    "iam:CreatePolicyVersion",
-    "iam:SetDefaultPolicyVersion",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:CreateRole",
-    "iam:CreateAccessKey",
-    "iam:CreateLoginProfile",
-    "iam:UpdateLoginProfile",
-    "iam:AddUserToGroup",
-)
-
 # The one wildcard an Allow may hold outside the object keys of one named bucket: sts:AssumeRole
 # on every role under one literal IAM path, in one literal account and partition. The program
 # puts its service roles under `/ec2-assume-role/<stack>/`, so the host role's grant stays one
@@ -68,7 +46,7 @@ OBJECT_KEYS = re.compile(rf"^arn:{base.PARTITION}:s3:::[a-z0-9][a-z0-9.-]*/.*$")
 ROLE_ACTIONS = frozenset({"iam:passrole", "sts:assumerole"})
 
 
-def _matches(pattern: str, action: str) -> bool:
+def matches(pattern: str, action: str) -> bool:
     """IAM's action match: case-insensitive, `*` any run of characters, `?` one character."""
     regex = re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", ".")
     return re.fullmatch(regex, action.lower()) is not None
@@ -152,29 +130,4 @@ def iam_no_wildcard_allow(resource_type: str, props: base.Props) -> list[str]:
     found: list[str] = []
     for where, value in identity_documents(resource_type, props):
         found += _wildcard_grants(where, value)
-    return found
-
-
-def _escalations(statement: base.Props) -> list[str]:
-    """The escalation actions the statement allows, through Action or around NotAction."""
-    if "NotAction" in statement:
-        excluded = base.actions(statement, "NotAction")
-        return [e for e in ESCALATION_ACTIONS if not any(_matches(p, e) for p in excluded)]
-    granted = base.actions(statement)
-    return [e for e in ESCALATION_ACTIONS if any(_matches(p, e) for p in granted)]
-
-
-def iam_no_privilege_escalation(resource_type: str, props: base.Props) -> list[str]:
-    """A role that can rewrite IAM can grant itself anything; no Allow may reach those actions."""
-    found: list[str] = []
-    for where, value in identity_documents(resource_type, props):
-        doc = base.document(value)
-        for label, statement in base.statements(doc) if doc is not None else ():
-            escalations = _escalations(statement) if base.grants(statement) else []
-            if escalations:
-                shown = ", ".join(escalations[:3]) + (", ..." if len(escalations) > 3 else "")
-                found.append(
-                    f"{where} {label} allows {shown}, which let a principal raise its own "
-                    "privileges: remove them; this stack's IAM is changed by Pulumi only"
-                )
     return found

@@ -2,10 +2,13 @@
 
 Operators reach the hosts through SSM Session Manager, so no port may be open to the internet,
 however the opening is spelled: a security group's inline rules, SecurityGroupRule and
-vpc.SecurityGroupIngressRule resources, and any set of CIDRs that together amount to it.
+vpc.SecurityGroupIngressRule resources, prefix lists, and any set of CIDRs that together amount
+to it.
 
-"Open to the internet" is decided per protocol and port, over every source CIDR of the group
-that reaches it, whichever resource wrote it; rules_addresses says how much is "the internet".
+"Open to the internet" is decided per protocol and port, over every source CIDR that reaches it;
+rules_addresses says how much is "the internet". This module reads one resource's rules (the
+resource rule); rules_ingress_combined adds up a group's rules across resources and the CIDRs
+of the prefix lists they name, which only the whole stack shows.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 try:
     from policy import rules_addresses as addresses
     from policy import rules_base as base
+    from policy import rules_stack as stack
 except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
     import rules_addresses as addresses  # type: ignore[import-not-found, no-redef]
     import rules_base as base  # type: ignore[import-not-found, no-redef]
+    import rules_stack as stack  # type: ignore[import-not-found, no-redef]
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 DEFAULT_SECURITY_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
@@ -28,6 +33,7 @@ INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 GROUP_TYPES = frozenset({SECURITY_GROUP, DEFAULT_SECURITY_GROUP})
 
 PROTOCOLS = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
+Peeked = tuple[Any, stack.Pending]  # a value, or why it is unknown
 INGRESS_FIX = (
     "remove them and reach the host through SSM Session Manager, "
     "or allow only a named source CIDR or security group"
@@ -58,21 +64,57 @@ def _ingress(where: str, rule: base.Props, protocol_key: str, cidr_keys: Sequenc
     return Ingress(where, protocol, ports, cidrs)
 
 
-def ingress_of(resource_type: str, props: base.Props) -> list[Ingress]:
-    """The ingress rules a resource writes, in one shape whichever resource writes them."""
-    v4_v6 = ("cidrBlocks", "ipv6CidrBlocks")
+# Where each resource keeps its rules' prefix lists, and the property the engine tracks their
+# dependencies under (a group's inline rules share one: `ingress`).
+Block = tuple[str, base.Props, str, str, str]  # where, rule, wire format, prefix key, dep key
+
+
+def _blocks(resource_type: str, props: base.Props) -> list[Block]:
     if resource_type in GROUP_TYPES:
         rules = enumerate(base.as_list(props.get("ingress")))
         return [
-            _ingress(f"ingress[{i}]", r, "protocol", v4_v6)
+            (f"ingress[{i}]", r, "group", "prefixListIds", "ingress")
             for i, r in rules
             if isinstance(r, Mapping)
         ]
     if resource_type == SECURITY_GROUP_RULE and props.get("type") == "ingress":
-        return [_ingress("this rule", props, "protocol", v4_v6)]
+        return [("this rule", props, "group", "prefixListIds", "prefixListIds")]
     if resource_type == INGRESS_RULE:
-        return [_ingress("this rule", props, "ipProtocol", ("cidrIpv4", "cidrIpv6"))]
+        return [("this rule", props, "vpc", "prefixListId", "prefixListId")]
     return []
+
+
+WIRE = {
+    "group": ("protocol", ("cidrBlocks", "ipv6CidrBlocks")),
+    "vpc": ("ipProtocol", ("cidrIpv4", "cidrIpv6")),
+}
+
+
+def ingress_of(resource_type: str, props: base.Props) -> list[Ingress]:
+    """The ingress rules a resource writes, in one shape whichever resource writes them.
+
+    Prefix lists are left out: only the stack rule can see what they hold (prefix_lists_of).
+    """
+    return [
+        _ingress(where, rule, *WIRE[shape])
+        for where, rule, shape, _, _ in _blocks(resource_type, props)
+    ]
+
+
+def prefix_lists_of(resource_type: str, props: base.Props) -> list[tuple[str, list[Peeked]]]:
+    """For each rule of ingress_of: its dependency key, and each prefix list id it names, peeked
+    (unknown in a preview when computed from a prefix list not created yet)."""
+    found: list[tuple[str, list[Peeked]]] = []
+    for _, rule, _, key, dep_key in _blocks(resource_type, props):
+        value, why = stack.peek(rule, key)
+        if why is not None:
+            ids: list[Peeked] = [(None, why)]
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            ids = [stack.peek(value, i) for i in range(len(value))]  # each element on its own
+        else:
+            ids = [(value, None)]
+        found.append((dep_key, [(v, w) for v, w in ids if v is not None or w is not None]))
+    return found
 
 
 def _reaches(rule: Ingress, protocol: str, port: int) -> bool:
@@ -114,7 +156,7 @@ def open_ports(rules: Sequence[Ingress]) -> list[tuple[str, list[int], list[str]
     ]
 
 
-def _sources(rules: Sequence[Ingress], reach: list[int]) -> str:
+def sources(rules: Sequence[Ingress], reach: list[int]) -> str:
     cidrs = sorted({c for i in reach for c in rules[i].cidrs})
     return ", ".join(cidrs[:4]) + (f" and {len(cidrs) - 4} more" if len(cidrs) > 4 else "")
 
@@ -123,50 +165,7 @@ def no_internet_ingress(resource_type: str, props: base.Props) -> list[str]:
     """Nothing in this stack listens to the internet; operators use SSM Session Manager."""
     rules = ingress_of(resource_type, props)
     return [
-        f"{', '.join(rules[i].where for i in reach)} admit {what} from {_sources(rules, reach)}, "
+        f"{', '.join(rules[i].where for i in reach)} admit {what} from {sources(rules, reach)}, "
         f"together {' and '.join(shares)}: {INGRESS_FIX}"
         for what, reach, shares in open_ports(rules)
     ]
-
-
-def _group_key(rule: base.StackResource, groups: list[base.StackResource]) -> str:
-    """The group's URN by property dependency (known in a preview), else the literal id."""
-    for group in groups:
-        if base.depends_on(rule, "securityGroupId", group):
-            return group.urn
-    return str(rule.props.get("securityGroupId"))
-
-
-def ingress_across_resources(resources: Sequence[base.StackResource]) -> list[tuple[str, str]]:
-    """Rules of one group opening a port to the internet together, across resources."""
-    groups = base.of_type(resources, *GROUP_TYPES)
-    names = {g.urn: g.name for g in groups}
-    by_group: dict[str, list[tuple[base.StackResource, Ingress]]] = {
-        g.urn: [(g, i) for i in ingress_of(g.resource_type, g.props)] for g in groups
-    }
-    for rule in base.of_type(resources, SECURITY_GROUP_RULE, INGRESS_RULE):
-        items = ingress_of(rule.resource_type, rule.props)
-        if items:
-            by_group.setdefault(_group_key(rule, groups), []).extend((rule, i) for i in items)
-    literal = [key for key in by_group if key not in names]
-    if literal and groups:  # Rules naming a group by id: is it one of this stack's?
-        ids: dict[Any, str] = {g.props.get("id"): g.urn for g in groups}
-        for key in literal:
-            if key in ids:
-                by_group[ids[key]] += by_group.pop(key)
-    found: list[tuple[str, str]] = []
-    for key, entries in by_group.items():
-        rules = [i for _, i in entries]
-        for what, reach, shares in open_ports(rules):
-            sources = sorted({entries[i][0].name for i in reach})
-            if len(sources) < 2:
-                continue  # One resource alone: ec2-no-internet-ingress reports it.
-            found.append(
-                (
-                    key if key in names else min(entries[i][0].urn for i in reach),
-                    f"security group {names.get(key, key)} admits {what} from "
-                    f"{_sources(rules, reach)} through {', '.join(sources)}, together "
-                    f"{' and '.join(shares)}: {INGRESS_FIX}",
-                )
-            )
-    return found

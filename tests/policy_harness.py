@@ -12,7 +12,10 @@ It runs as `pulumi up` or as `pulumi preview` would run it (modelled on infra.mo
   recording monitor keeps them from the RegisterResource request itself).
 
 Rules then run on pulumi_policy's own proxy, which raises on an unknown value as it does in the
-analyzer: a `Verdict` keeps what each rule reported and what it could not tell.
+analyzer: a `Verdict` keeps what each rule reported and what it could not tell. A stack rule
+reports every violation it could decide and names what it could not (as adapters.py hands them
+to CrossGuard): both are kept, so a preview that leaves one resource undecided still shows the
+known violations of the others.
 """
 
 from __future__ import annotations
@@ -203,10 +206,16 @@ def judge(recorded: list[Recorded]) -> Verdict:
     names = {r.urn: r.name for r in recorded}
     for stack_rule in rules.STACK_RULES:
         try:
-            found = stack_rule.check(policy_resources(recorded))
-        except UnknownValueError as err:
+            findings = stack_rule.check(policy_resources(recorded))
+        except UnknownValueError as err:  # read outside any one resource's decision
             verdict.unknown[(stack_rule.name, STACK_RULES_KEY)] = err.message
             continue
-        for urn, message in found:
+        for urn, message in findings.violations:
             verdict.violations.setdefault((stack_rule.name, names[urn]), []).append(message)
+        # What the adapter raises after reporting: CrossGuard's one "can't run" for the rule.
+        unknown = findings.unknown()
+        if unknown is not None:
+            verdict.unknown[(stack_rule.name, STACK_RULES_KEY)] = unknown.message
+            for name, err in findings.undecided:
+                verdict.unknown.setdefault((stack_rule.name, name), err.message)
     return verdict

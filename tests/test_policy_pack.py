@@ -38,7 +38,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from policy import adapters, rules, rules_base, rules_ec2, rules_s3
+from policy import adapters, rules, rules_base, rules_ec2, rules_s3, rules_stack
 from policy.rules_ec2 import IMDSV2_FIX
 
 THREE = ("service-a", "service-b", "service-c")
@@ -221,15 +221,48 @@ def test_the_stack_adapter_reports_each_violation_against_its_resource() -> None
     resources = policy_resources(run(lambda: aws.s3.Bucket("lonely")))
     seen: list[Sequence[PolicyResource]] = []
 
-    def check(given: Sequence[PolicyResource]) -> list[tuple[str, str]]:
+    def check(given: Sequence[PolicyResource]) -> rules_stack.Findings:
         seen.append(given)
-        return [(r.urn, f"fix {r.name}") for r in given]
+        return rules_stack.Findings([(r.urn, f"fix {r.name}") for r in given])
 
     policy = adapters.stack_policy(FakeRule("fake-stack", "a fake stack rule", check))
     reported: list[tuple[str, str | None]] = []
     policy.validate(StackValidationArgs(resources), lambda m, u: reported.append((m, u)))
     assert seen == [resources]
     assert reported == [("fix lonely", resources[0].urn)]
+
+
+def _bare_next_to_secure() -> None:
+    """A secure bucket, whose TLS policy is built from its ARN (unknown in a first preview),
+    and a new bare bucket next to it: no public access block, no TLS policy."""
+    secure_bucket("secure")
+    aws.s3.Bucket("bare")
+
+
+def test_a_known_violation_is_reported_next_to_an_unknown_value() -> None:
+    """Preview: one resource's unknown value must not hide another resource's violation.
+
+    The rule still says it could not decide the secure bucket: not run, never passed.
+    """
+    verdict = judge(run(_bare_next_to_secure, preview=True))
+    (message,) = verdict.violations[("s3-bucket-tls-only", "bare")]
+    assert "bucket bare is reachable without TLS" in message
+    assert ("s3-bucket-public-access-blocked", "bare") in verdict.violations
+    assert ("s3-bucket-tls-only", "<stack>") in verdict.unknown, verdict.unknown
+    assert ("s3-bucket-tls-only", "secure-bucket") in verdict.unknown, verdict.unknown
+
+
+def test_the_stack_adapter_reports_what_it_knows_then_raises_the_unknown() -> None:
+    """What pulumi_policy needs: known violations reported, then UnknownValueError raised, so
+    that it adds its "can't run during preview" diagnostic and keeps the violations."""
+    resources = policy_resources(run(_bare_next_to_secure, preview=True))
+    policy = adapters.stack_policy(_rule("s3-bucket-tls-only"))
+    reported: list[tuple[str, str | None]] = []
+    with pytest.raises(UnknownValueError) as raised:
+        policy.validate(StackValidationArgs(resources), lambda m, u: reported.append((m, u)))
+    bare = next(r.urn for r in resources if r.name == "bare")
+    assert [u for _, u in reported] == [bare], reported
+    assert "undecided in this preview: secure-bucket" in raised.value.message
 
 
 # --- the pack, run as the Pulumi CLI runs it ----------------------------------------------------
@@ -311,3 +344,28 @@ def test_the_pack_blocks_a_breach_end_to_end(analyzer: Any) -> None:
         ("s3-bucket-public-access-blocked", bucket.urn),
         ("s3-bucket-tls-only", bucket.urn),
     ], bucket.name
+
+
+def test_the_pack_reports_a_known_breach_in_a_preview_end_to_end(analyzer: Any) -> None:
+    """A first preview, as the engine sends it (unknowns, property dependencies): the bare
+    bucket's violation is mandatory; the secure bucket's policy is only "can't run"."""
+    recorded = run(_bare_next_to_secure, preview=True)
+    resources = [
+        proto.AnalyzerResource(
+            type=r.typ,
+            properties=_struct(r.state),
+            urn=r.urn,
+            name=r.name,
+            propertyDependencies={
+                k: proto.AnalyzerPropertyDependencies(urns=v) for k, v in r.deps.items()
+            },
+        )
+        for r in recorded
+    ]
+    response = analyzer.AnalyzeStack(proto.AnalyzeStackRequest(resources=resources), timeout=30)
+    tls = [d for d in response.diagnostics if d.policyName == "s3-bucket-tls-only"]
+    bare = next(r.urn for r in recorded if r.name == "bare")
+    assert [(d.urn, d.enforcementLevel) for d in tls if d.urn] == [(bare, proto.MANDATORY)]
+    (cannot,) = [d for d in tls if not d.urn]
+    assert "can't run policy 's3-bucket-tls-only'" in cannot.message, cannot.message
+    assert "secure-bucket" in cannot.message, cannot.message

@@ -9,7 +9,7 @@ from typing import Any
 
 import pulumi_aws as aws
 import pytest
-from conftest import ACCOUNT
+from conftest import ACCOUNT, physical
 from policy_harness import judge, run
 from policy_programs import (
     EC2_TRUST,
@@ -28,6 +28,8 @@ from policy_programs import (
 from policy import rules_identity
 
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/operator"
+BUCKET_ARN = "arn:aws:s3:::data-0a1b2c3"
+INSTANCE_ARN = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/i-0123456789abcdef0"
 STACK_ROLES = f"arn:aws:iam::{ACCOUNT}:role/ec2-assume-role/dev/*"
 
 
@@ -79,10 +81,69 @@ def _attach_own_policy() -> None:
     aws.iam.RolePolicyAttachment("attach", role=role("service").name, policy_arn=policy.arn)
 
 
+# Bucket-security actions an identity policy may not grant, and IAM's escalation kin (audit).
+S3_SECURITY_ACTIONS = (
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutAccountPublicAccessBlock",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketAcl",
+    "s3:PutObjectAcl",
+    "s3:PutReplicationConfiguration",
+)
+IAM_KIN = (
+    "iam:UpdateOpenIDConnectProviderThumbprint",
+    "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:RemoveClientIDFromOpenIDConnectProvider",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:UpdateSAMLProvider",
+    "iam:CreateSAMLProvider",
+    "iam:AddRoleToInstanceProfile",
+    "iam:RemoveRoleFromInstanceProfile",
+    "iam:UpdateRole",
+    "iam:CreateServiceSpecificCredential",
+    "iam:ResetServiceSpecificCredential",
+    "iam:UploadSSHPublicKey",
+    "iam:DeactivateMFADevice",
+    "iam:CreateAccessKey",
+    "iam:UpdateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:AddUserToGroup",
+    "iam:SetDefaultPolicyVersion",
+    "iam:CreatePolicyVersion",
+    "iam:DetachRolePolicy",
+    "iam:PutUserPermissionsBoundary",
+)
+
+
+def _bucket_grant(statements: Any) -> None:
+    """The service role's grant computed from its bucket's ARN (unknown in a first preview)."""
+    bucket = secure_bucket("data")
+    service = role("service")
+    policy = bucket.arn.apply(lambda arn: doc(*statements(arn)))
+    aws.iam.RolePolicy("grant", role=service.name, policy=policy)
+
+
+def _profile(role_name: str) -> None:
+    """An instance profile next to a role of the stack (whose name a first preview lacks)."""
+    role("service")
+    aws.iam.InstanceProfile("profile", role=role_name)
+
+
+def _profile_through_a_parameter() -> None:
+    """The role's name comes through another resource's output, with no link to a stack role."""
+    role("service")
+    name = aws.ssm.Parameter("role-name", type="String", value="admin")
+    aws.iam.InstanceProfile("profile", role=name.value)
+
+
 TRUST = "iam-trust-named-principals"
 WILDCARD = "iam-no-wildcard-allow"
 ESCALATION = "iam-no-privilege-escalation"
 MANAGED = "iam-managed-policy-allow-list"
+PROFILE = "iam-instance-profile-stack-role"
 BOTH = frozenset({ESCALATION})
 
 BREAKAGES = [
@@ -175,6 +236,7 @@ BREAKAGES = [
         "grant",
         '"s3:*": list only the actions needed',
         lambda: _grant(allow("s3:*", "arn:aws:s3:::data")),
+        also=BOTH,  # s3:* holds s3:PutBucketPolicy
     ),
     Breakage(
         "service-wide-action-on-own-bucket-arn",
@@ -182,6 +244,7 @@ BREAKAGES = [
         "grant",
         '"s3:*": list only the actions needed',
         _own_grant,
+        also=BOTH,
     ),
     Breakage(
         "not-action-inline",
@@ -268,6 +331,107 @@ BREAKAGES = [
         "iam:PutRolePolicy",
         lambda: _grant({"Effect": "Allow", "NotAction": "s3:*", "Resource": ROLE_ARN}),
         also=frozenset({WILDCARD}),
+    ),
+    Breakage(
+        "s3-put-star-on-own-bucket",
+        ESCALATION,
+        "grant",
+        "allows s3:PutBucketPolicy, s3:PutBucketPublicAccessBlock, s3:PutAccountPublicAccessBlock,"
+        " ..., which let a principal rewrite who can reach a bucket",
+        lambda: _grant(allow("s3:Put*", BUCKET_ARN)),
+    ),
+    Breakage(
+        "s3-put-bucket-star",
+        ESCALATION,
+        "grant",
+        "allows s3:PutBucketPolicy, s3:PutBucketPublicAccessBlock, s3:PutBucketOwnershipControls",
+        lambda: _grant(allow(["s3:ListBucket", "s3:PutBucket*"], BUCKET_ARN)),
+    ),
+    Breakage(
+        "s3-star-policy-computed-from-the-bucket",
+        ESCALATION,
+        "grant",
+        "allows s3:PutBucketPolicy, s3:DeleteBucketPolicy, which let a principal rewrite",
+        lambda: _bucket_grant(lambda arn: [allow("s3:*Policy", arn)]),
+    ),
+    Breakage(
+        "s3-object-acl-on-object-keys",
+        ESCALATION,
+        "grant",
+        "allows s3:PutObjectAcl, which let a principal rewrite who can reach a bucket",
+        lambda: _bucket_grant(
+            lambda arn: [allow(["s3:GetObject", "s3:PutObject", "s3:PutObjectAcl"], f"{arn}/*")]
+        ),
+    ),
+    *(
+        Breakage(
+            f"s3-{action.split(':')[1]}",
+            ESCALATION,
+            "grant",
+            f"allows {action}, which let a principal rewrite who can reach a bucket",
+            lambda action=action: _grant(allow(action, BUCKET_ARN)),
+        )
+        for action in S3_SECURITY_ACTIONS
+    ),
+    *(
+        Breakage(
+            f"iam-{action.split(':')[1]}",
+            ESCALATION,
+            "grant",
+            f"allows {action}, which let a principal raise its own privileges",
+            lambda action=action: _grant(allow(action, ROLE_ARN)),
+        )
+        for action in IAM_KIN
+    ),
+    Breakage(
+        "iam-put-star-policy",
+        ESCALATION,
+        "grant",
+        "allows iam:PutRolePolicy, iam:PutUserPolicy, iam:PutGroupPolicy, which let",
+        lambda: _grant(allow("iam:Put*Policy", ROLE_ARN)),
+    ),
+    Breakage(
+        "iam-delete-star-permissions-boundary",
+        ESCALATION,
+        "grant",
+        "allows iam:DeleteRolePermissionsBoundary, iam:DeleteUserPermissionsBoundary",
+        lambda: _grant(allow("iam:Delete*PermissionsBoundary", ROLE_ARN)),
+    ),
+    *(
+        Breakage(
+            f"ec2-{action.split(':')[1]}",
+            ESCALATION,
+            "grant",
+            f"allows {action}, which let a principal give an instance it runs on another role",
+            lambda action=action: _grant(allow(action, INSTANCE_ARN)),
+        )
+        for action in (
+            "ec2:AssociateIamInstanceProfile",
+            "ec2:ReplaceIamInstanceProfileAssociation",
+        )
+    ),
+    Breakage(
+        "profile-for-the-organization-role",
+        PROFILE,
+        "profile",
+        'instance profile profile carries role "OrganizationAccountAccessRole", which is not a '
+        "role of this stack",
+        lambda: _profile("OrganizationAccountAccessRole"),
+    ),
+    Breakage(
+        "profile-role-through-a-parameter",
+        PROFILE,
+        "profile",
+        'carries role "admin", which is not a role of this stack',
+        _profile_through_a_parameter,
+    ),
+    Breakage(
+        "profile-role-of-another-stack-no-roles-here",
+        PROFILE,
+        "profile",
+        'carries role "other-stack-host-role"',
+        lambda: aws.iam.InstanceProfile("profile", role="other-stack-host-role"),
+        in_preview=True,
     ),
     Breakage(
         "administrator-access",
@@ -360,6 +524,20 @@ def _acceptable() -> None:
             {"Effect": "Deny", "Action": "iam:*", "Resource": "*"},
         ),
     )
+    service = role("service")
+    bucket = secure_bucket("data")
+    aws.iam.RolePolicy(  # The program's own grant: list the bucket, read and write its objects.
+        "bucket-access",
+        role=service.name,
+        policy=bucket.arn.apply(
+            lambda arn: doc(
+                allow("s3:ListBucket", arn),
+                allow(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{arn}/*"),
+            )
+        ),
+    )
+    aws.iam.InstanceProfile("host-profile", role=host.name)
+    aws.iam.InstanceProfile("empty-profile")
     for partition in ("aws", "aws-cn", "aws-us-gov", "aws-iso-b"):
         aws.iam.RolePolicyAttachment(
             f"ssm-core-{partition}",
@@ -370,10 +548,26 @@ def _acceptable() -> None:
 
 @pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
 def test_the_stacks_own_shapes_pass(preview: bool) -> None:
-    """Named principals, pinned OIDC, the path-scoped AssumeRole, SSM core in any partition."""
+    """Named principals, pinned OIDC, the path-scoped AssumeRole, SSM core in any partition,
+    the bucket grants of a service role, instance profiles of the stack's roles."""
     verdict = judge(run(_acceptable, preview=preview))
     assert verdict.violations == {}
-    assert verdict.unknown == {}
+    whys = {why.split(" at ")[1].split(" ")[0] for why in verdict.unknown.values()}
+    assert whys <= ({".policy"} if preview else set()), verdict.unknown  # the bucket's ARN
+
+
+def test_a_profile_naming_a_stack_role_by_its_name_passes() -> None:
+    """A literal role name is compared with the stack's roles: equal in `up`; in a first
+    preview the role's name is not known yet, so the rule says it cannot tell."""
+
+    def program() -> None:
+        role("service")
+        aws.iam.InstanceProfile("profile", role=physical("service"))
+
+    assert judge(run(program)).violations == {}
+    verdict = judge(run(program, preview=True))
+    assert verdict.violations == {}
+    assert (PROFILE, "profile") in verdict.unknown, verdict.unknown
 
 
 @pytest.mark.parametrize(

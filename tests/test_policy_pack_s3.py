@@ -81,6 +81,38 @@ def _inline_without_the_deny() -> None:
     public_access_block("legacy", bucket.id)
 
 
+def _through_a_parameter(writer: str) -> None:
+    """A secure bucket, and a second policy or block that gets the bucket's name through an
+    unrelated resource's output (a parameter), so with no property dependency on the bucket."""
+    secure_bucket("data")
+    name = aws.ssm.Parameter("bucket-name", type="String", value=physical("data-bucket")).value
+    if writer == "policy":
+        deny_delete = {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:DeleteBucket",
+            "Resource": "*",
+        }
+        aws.s3.BucketPolicy("replacement", bucket=name, policy=doc(deny_delete))
+    else:
+        public_access_block("replacement", name, block_public_policy=False)
+
+
+def _two_policies_both_tls_only() -> None:
+    bucket = secure_bucket("data")
+    aws.s3.BucketPolicy("data-again", bucket=bucket.id, policy=bucket.arn.apply(_with()))
+
+
+def _inline_and_a_bucket_policy() -> None:
+    """The deprecated inline policy and a BucketPolicy, both with the TLS-only Deny."""
+    role("service")
+    bucket = aws.s3.BucketV2(
+        "legacy-bucket", policy=doc(tls_only(f"arn:aws:s3:::{physical('legacy-bucket')}"))
+    )
+    public_access_block("legacy", bucket.id)
+    aws.s3.BucketPolicy("legacy-tls-only", bucket=bucket.id, policy=bucket.arn.apply(_with()))
+
+
 def _not_principal(arn: str) -> str:
     statement = tls_only(arn)
     del statement["Principal"]
@@ -190,6 +222,38 @@ BREAKAGES = [
         _second_policy,
     ),
     Breakage(
+        "a-second-policy-through-another-output",
+        TLS,
+        "data-bucket",
+        "bucket data-bucket has 2 bucket policies (policy data-tls-only, policy replacement): "
+        "S3 keeps only the one written last",
+        lambda: _through_a_parameter("policy"),
+    ),
+    Breakage(
+        "a-second-block-through-another-output",
+        BLOCKED,
+        "data-bucket",
+        "public access block replacement-public-access leaves blockPublicPolicy off",
+        lambda: _through_a_parameter("block"),
+        also=frozenset({BLOCK}),
+    ),
+    Breakage(
+        "two-policies-both-tls-only",
+        TLS,
+        "data-bucket",
+        "bucket data-bucket has 2 bucket policies (policy data-again, policy data-tls-only)",
+        _two_policies_both_tls_only,
+        in_preview=True,
+    ),
+    Breakage(
+        "an-inline-policy-and-a-bucket-policy",
+        TLS,
+        "legacy-bucket",
+        "has 2 bucket policies (policy legacy-tls-only, inline policy)",
+        _inline_and_a_bucket_policy,
+        in_preview=True,
+    ),
+    Breakage(
         "inline-policy-without-the-deny",
         TLS,
         "legacy-bucket",
@@ -252,6 +316,7 @@ BREAKAGES = [
         "legacy-bucket",
         'allows anyone ("*")',
         lambda: _inline_policy(allow("s3:GetObject", "*", Principal={"AWS": "*"}), tls=True),
+        also=frozenset({TLS}),  # an inline policy and a BucketPolicy: two policies
         in_preview=True,
     ),
     Breakage(
@@ -331,7 +396,8 @@ def test_the_tls_only_deny_matches_the_bucket_in_any_partition(
         arn = f"arn:{partition}:s3:::{name}"
         recorded = run(lambda arn=arn: secure_bucket("data", tls=lambda _: doc(tls_only(arn))))
         for resource in recorded:
-            resource.state.pop(state_key, None)
+            if resource.typ == "aws:s3/bucket:Bucket":
+                resource.state.pop(state_key, None)
         assert (TLS in judge(recorded).rules()) is caught, arn
 
 
@@ -349,3 +415,36 @@ def test_a_bucket_named_as_text_is_matched_by_value() -> None:
     verdict = judge(run(_literal_block, preview=True))
     assert verdict.violations == {}
     assert (BLOCKED, "<stack>") in verdict.unknown and (TLS, "<stack>") in verdict.unknown
+
+
+def _policy_for_a_bucket_not_known_yet() -> None:
+    """A second policy whose `bucket` is computed from another new resource: in a first
+    preview, nothing tells which bucket it is for."""
+    secure_bucket("data")
+    source = role("source")
+    name = aws.ssm.Parameter("bucket-name", type="String", value=source.arn).value
+    public_access_block("other", name)
+    aws.s3.BucketPolicy("other-policy", bucket=name, policy=doc())
+
+
+def test_a_policy_or_block_for_a_bucket_not_known_yet_is_never_skipped() -> None:
+    """Preview: the rules say they cannot decide that policy and that block, never that they
+    passed; in `up` its value is known and names no bucket of the stack."""
+    verdict = judge(run(_policy_for_a_bucket_not_known_yet, preview=True))
+    assert verdict.violations == {}
+    assert {(TLS, "other-policy"), (BLOCKED, "other-public-access")} <= set(verdict.unknown)
+    assert {(TLS, "<stack>"), (BLOCKED, "<stack>")} <= set(verdict.unknown)
+    assert judge(run(_policy_for_a_bucket_not_known_yet)).violations == {}
+
+
+def test_a_bare_bucket_is_reported_in_a_preview_next_to_undecided_ones() -> None:
+    """Each bucket is decided on its own: the secure bucket's policy is unknown in a first
+    preview, the bare bucket's missing block and policy are not."""
+
+    def program() -> None:
+        secure_bucket("data")
+        aws.s3.BucketV2("bare")
+
+    verdict = judge(run(program, preview=True))
+    assert set(verdict.violations) == {(BLOCKED, "bare"), (TLS, "bare")}, verdict.violations
+    assert (TLS, "data-bucket") in verdict.unknown, verdict.unknown
