@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import policies
-from infra.placement import Placement
+from infra.placement import Placement, architecture
 
 
 def instance_role_policies(
@@ -84,11 +84,22 @@ class HardenedInstance(pulumi.ComponentResource):
             opts=child,
         )
         # What replaces this instance: a pinned `amiId` that changes, the subnet, the root
-        # volume's encryption. Everything else (type, profile, security groups, metadata
-        # options) is changed in place, and it carries no user data: the shared host's
-        # profiles arrive by an SSM association, so a change of services never replaces it.
+        # volume's encryption, and a change of architecture (below). Everything else (the
+        # type within an architecture, profile, security groups, metadata options) is changed
+        # in place, and it carries no user data: the shared host's profiles arrive by an SSM
+        # association, so a change of services never replaces it.
+        #
+        # The architecture is part of the logical name (`<name>-instance` for x86_64, the
+        # default, whose name predates this; `<name>-instance-arm64` for Graviton). An
+        # unpinned AMI is not followed (`ignore_changes`), and ignore_changes keeps the AMI of
+        # the resource's old state even through a replacement: t3.micro -> t4g.small on one
+        # URN would put the arm64 type on the x86_64 image, which AWS refuses. A new URN has
+        # no old state, so Pulumi creates the new host from the image looked up for its own
+        # architecture, points the association at it, then deletes the old one: the preview
+        # shows exactly that, a create and a delete.
+        arch = architecture(args.placement.instance_type)
         instance = aws.ec2.Instance(
-            f"{name}-instance",
+            f"{name}-instance" if arch == "x86_64" else f"{name}-instance-{arch}",
             ami=args.placement.ami_id,
             instance_type=args.placement.instance_type,
             subnet_id=args.placement.subnet_id,

@@ -4,12 +4,20 @@ It serves the host role's credentials the way EC2 does: a PUT for a session toke
 GETs that must carry it (a GET without one is refused, as with `httpTokens: required`). The
 CLI and SDKs find it through AWS_EC2_METADATA_SERVICE_ENDPOINT, so a profile with
 `credential_source = Ec2InstanceMetadata` works unchanged, exactly as on the host.
+
+The hop limit: EC2 sends the answer to the token PUT with an IP TTL of the instance's
+`httpPutResponseHopLimit`, so a client more hops away (a container behind the host's bridge is
+2) never receives its token; the request itself arrives, and GETs are answered normally. The
+stand-in cannot drop packets on 127.0.0.1, so it models that effect: constructed for a client
+`hops` away, it withholds the PUT's answer when `hops > hop_limit` until the client gives up.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import threading
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,11 +27,25 @@ ROLE_PATH = "/latest/meta-data/iam/security-credentials/"
 
 
 class Imds:
-    def __init__(self, role_name: str, credentials: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        role_name: str,
+        credentials: Mapping[str, Any],
+        *,
+        hop_limit: int = 2,
+        hops: int = 1,
+    ) -> None:
         self.role_name = role_name
         self.credentials = credentials
+        self.hop_limit = hop_limit
+        """The instance's httpPutResponseHopLimit."""
+        self.hops = hops
+        """How many hops away the client is: 1 on the host, 2 in a container."""
         self.requests: list[tuple[str, str, bool]] = []
         """(method, path, carried a token)."""
+        self.withheld = 0
+        """Token answers that did not reach the client (its hops exceed the hop limit)."""
+        self._stopped = threading.Event()
         imds = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +61,15 @@ class Imds:
 
             def do_PUT(self) -> None:
                 imds.requests.append(("PUT", self.path, False))
-                if self.path == "/latest/api/token":
+                if self.path == "/latest/api/token" and imds.hops > imds.hop_limit:
+                    # The answer dies on the way (TTL); the client times out, then closes.
+                    imds.withheld += 1
+                    deadline = time.monotonic() + 10
+                    while not imds._stopped.wait(0.02) and time.monotonic() < deadline:
+                        if select.select([self.connection], [], [], 0)[0]:
+                            break  # the client gave up and closed the connection
+                    self.close_connection = True
+                elif self.path == "/latest/api/token":
                     self._send(200, TOKEN)
                 else:
                     self._send(404, "")
@@ -79,4 +109,5 @@ class Imds:
         return f"http://{host}:{port}/"
 
     def stop(self) -> None:
+        self._stopped.set()
         self.server.shutdown()
