@@ -224,3 +224,40 @@ def test_a_sample_probes_each_role_on_n_buckets_and_says_so(aws: None) -> None:
     for result in report.services.values():
         isolation = next(s for s in result.steps if s.name == "isolation")
         assert "(a sample of 1 buckets, --sample)" in isolation.detail
+
+
+def test_a_full_proof_the_deadline_cuts_short_fails_and_says_how_far_it_got(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every probe takes 50 ms and the proof needs ~6 s: with a 1.5 s deadline the run ends
+    by then (plus the cleanup), passes no step it did not prove, reports how many probes ran,
+    and leaves nothing behind."""
+    import time
+
+    from checks import probes
+    from checks.expectations import Checker, CheckOptions
+    from checks.report import proof_line
+    from checks.targets import parse_outputs
+
+    slow = probes._request
+
+    def slowly(*args: Any) -> None:
+        time.sleep(0.05)
+        slow(*args)
+
+    monkeypatch.setattr(probes, "_request", slowly)
+    world = build(Wiring(services=("s-a", "s-b", "s-c", "s-d", "s-e", "s-f")))
+    options = CheckOptions(0, deadline_seconds=1.5, workers=1)
+    checker = Checker(world.session(), parse_outputs(world.outputs, "t"), options)
+    began = time.monotonic()
+    with aws_iam_rules():
+        report = checker.run([])
+    assert time.monotonic() - began < 1.5 + 6, "the deadline plus the final cleanup at most"
+    proof = report.extra["proof"]
+    assert 0 < proof["done"] < proof["planned"] == 4 * (6 + 6 * 5), proof
+    assert proof_line(proof).startswith(f"proof INCOMPLETE: {proof['done']:,} of 144 ")
+    assert not report.ok
+    for name, result in report.services.items():
+        isolation = next(s for s in result.steps if s.name == "isolation")
+        assert not isolation.ok and "deadline passed first" in isolation.detail, (name, isolation)
+    assert_untouched_and_clean(world)
