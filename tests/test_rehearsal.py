@@ -286,3 +286,21 @@ def test_china_and_govcloud_rehearse_clean_in_their_own_partition(
     assert f"arn:{partition}:sts::" in report.source
     if topology == "shared":  # the assume step names each service role's ARN
         assert f"arn:{partition}:iam::" in document
+
+
+def test_the_matrix_never_shows_denied_where_nothing_was_proven() -> None:
+    """With --sample 1, each role probes one other bucket: the pairs left out are unknown
+    (null, `?`), not denied (false, `-`)."""
+    from dataclasses import replace
+
+    from checks.expectations import CheckOptions
+    from checks.rehearsal.matrix import cells
+
+    config = {**TWO, "ec2-assume-role:services": [{"name": n} for n in ("a", "b", "c")]}
+    rehearsal = run_rehearsal(config, options=replace(CheckOptions(), sample=1))
+    rows = matrix_rows(rehearsal)
+    assert rows["a role"]["b"] == NOTHING, "a probes b: proven denied"
+    assert rows["a role"]["c"] == dict.fromkeys(EVERYTHING), "a never probes c"
+    text = cells(rehearsal.report.extra["matrix"])
+    assert text["a role"] == {"a": "list read write delete", "b": "-", "c": "?"}
+    assert text["host role"] == {"a": "-", "b": "-", "c": "-"}, "the host probes every bucket"

@@ -29,27 +29,36 @@ OPERATIONS = ("list", "read", "write", "delete")
 _FROM_ACTION = {"list": "list", "get": "read", "put": "write", "delete": "delete"}
 
 
-def _row(allowed: set[str]) -> dict[str, bool]:
-    return {op: op in allowed for op in OPERATIONS}
+def _row(allowed: set[str], denied: set[str] | None = None) -> dict[str, bool | None]:
+    """True allowed, False proven denied, None never proven either way (a sampled pair, a
+    probe the deadline cut, an answer that proves nothing)."""
+    if denied is None:
+        return {op: op in allowed for op in OPERATIONS}
+    return {op: True if op in allowed else False if op in denied else None for op in OPERATIONS}
 
 
 def from_check(checker: Checker, report: Report) -> dict[str, Any]:
     """The matrix the check's probes and own-bucket steps show (shared topology)."""
     names = list(report.services)
-    rows: dict[str, dict[str, dict[str, bool]]] = {"host role": {}}
-    cells: dict[tuple[str, str], set[str]] = {}
+    rows: dict[str, dict[str, dict[str, bool | None]]] = {"host role": {}}
+    seen: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
     for task in checker.tasks:
         row = "host role" if task.step[1] == DIRECT else f"{task.step[0]} role"
-        allowed = {_FROM_ACTION[p.action] for p in task.probes if p.verdict is Verdict.ALLOWED}
-        cells.setdefault((row, task.target.name), set()).update(allowed)
+        allowed, denied = seen.setdefault((row, task.target.name), (set(), set()))
+        for p in task.probes:
+            if p.verdict is Verdict.ALLOWED:
+                allowed.add(_FROM_ACTION[p.action])
+            elif p.verdict is Verdict.DENIED:
+                denied.add(_FROM_ACTION[p.action])
     for name, result in report.services.items():
         own = {_FROM_ACTION[s.name] for s in result.steps if s.ok and s.name in _FROM_ACTION}
-        cells[(f"{name} role", name)] = own
+        seen[(f"{name} role", name)] = (own, set(OPERATIONS) - own)
+    nothing: tuple[set[str], set[str]] = (set(), set())
     for name in names:
-        rows["host role"][name] = _row(cells.get(("host role", name), set()))
+        rows["host role"][name] = _row(*seen.get(("host role", name), nothing))
     for owner in names:
         rows[f"{owner} role"] = {
-            name: _row(cells.get((f"{owner} role", name), set())) for name in names
+            name: _row(*seen.get((f"{owner} role", name), nothing)) for name in names
         }
     return {"columns": names, "rows": rows}
 
@@ -108,11 +117,17 @@ def probe(sessions: Mapping[str, Any], targets: Targets) -> dict[str, Any]:
 
 
 def cells(matrix: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """The matrix as table text: `list read write delete`, a subset, or `-` for nothing."""
+    """The matrix as table text: `list read write delete`, a subset, `-` for nothing, and
+    `?read` for an operation never proven either way (the deadline), `?` for a pair never
+    probed (--sample)."""
+
+    def cell(found: Mapping[str, bool | None]) -> str:
+        if all(found[op] is None for op in OPERATIONS):
+            return "?"  # never probed (a pair --sample left out)
+        shown = [op if found[op] else f"?{op}" for op in OPERATIONS if found[op] is not False]
+        return " ".join(shown) or "-"
+
     return {
-        principal: {
-            name: " ".join(op for op in OPERATIONS if allowed[op]) or "-"
-            for name, allowed in row.items()
-        }
+        principal: {name: cell(found) for name, found in row.items()}
         for principal, row in matrix["rows"].items()
     }
