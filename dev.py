@@ -87,7 +87,7 @@ def ensure_env() -> Path:
     wanted = digest.hexdigest()
     if not _python().exists():
         print(
-            f"dev.py: creating {VENV.name}/ (the first run installs for about a minute)",
+            f"dev.py: creating {VENV.name}/ (the first run installs for under a minute)",
             file=sys.stderr,
             flush=True,
         )
