@@ -267,6 +267,13 @@ def test_the_readme_shows_what_the_rehearsal_prints(capsys: pytest.CaptureFixtur
     assert re.search(pattern, README.read_text()), "the README's stderr line is not the real one"
     for phrase in ("`columns`", "`rows`", "`hostAssumes`", "{list, read, write, delete}"):
         assert phrase in README.read_text(), phrase
+    # Everything after the steps holds no random ids: the summary, the proof line and the
+    # whole access matrix must be in the README as printed.
+    real_tail = [line.rstrip() for line in captured.out.split("services pass:", 1)[1].splitlines()]
+    sample_tail = [
+        line.rstrip() for line in readme_sample().split("services pass:", 1)[1].splitlines()
+    ]
+    assert sample_tail == real_tail[: len(sample_tail)] and len(sample_tail) == len(real_tail)
 
 
 @pytest.mark.parametrize(
