@@ -136,7 +136,12 @@ def rehearse(extra: list[str]) -> int:
 def bench(extra: list[str]) -> int:
     """Every benchmark runs, even after one missed its target; the exit code says if any did."""
     python = ensure_env()
-    codes = [_run(python, script, *extra) for script in BENCHMARKS]
+    codes: list[int] = []
+    for script in BENCHMARKS:
+        code = _run(python, script, *extra)
+        codes.append(code)
+        if code < 0 or code in (130, 143):  # interrupted: the user wants it over, not more
+            return code
     return max(codes, key=abs, default=0)
 
 

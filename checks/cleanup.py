@@ -20,6 +20,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from checks.work import Cancelled
+
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 5.0
@@ -47,10 +49,17 @@ class PendingObjects:
         self.left_behind: list[str] = []
         self.flushed: set[tuple[str, str]] = set()
         """What the final flush deleted (a delete step that ran out of time can say so)."""
+        self._closed = False
 
     def add(self, written: Written) -> None:
-        """Record an object before its put is sent; the put is in flight until `settled`."""
+        """Record an object before its put is sent; the put is in flight until `settled`.
+
+        After the flush has begun nothing more may be written: a task still running then
+        (the pool cannot stop it) gets Cancelled instead of putting an object no one deletes.
+        """
         with self._lock:
+            if self._closed:
+                raise Cancelled()
             self._pending[(written.bucket, written.key)] = written
             self._in_flight.add((written.bucket, written.key))
 
@@ -70,6 +79,7 @@ class PendingObjects:
         """Delete what is still pending, within FLUSH_SECONDS; return what is left."""
         end = time.monotonic() + FLUSH_SECONDS
         with self._lock:
+            self._closed = True
             pending = list(self._pending.values())
         self._delete_all(pending, end)
         # A put in flight may land after the delete above: delete those again once settled.
@@ -102,6 +112,12 @@ class PendingObjects:
             thread.join(timeout=max(0.0, end - time.monotonic()))
 
     def _delete(self, written: Written) -> None:
+        key = (written.bucket, written.key)
+        with self._lock:
+            # Read before the delete is sent: a put still in flight may land after this delete
+            # reaches S3 but before its answer is read, so only a put settled beforehand
+            # makes this delete final.
+            in_flight = key in self._in_flight
         try:
             written.client().delete_object(
                 Bucket=written.bucket, Key=written.key, ExpectedBucketOwner=written.owner
@@ -109,8 +125,8 @@ class PendingObjects:
         except (ClientError, BotoCoreError) as err:
             log.info("cleanup of s3://%s/%s failed: %s", written.bucket, written.key, err)
             return
+        if in_flight:
+            return  # its put may land after this delete: it stays pending for the next round
         with self._lock:
-            if (written.bucket, written.key) in self._in_flight:
-                return  # deleted before its put landed: it may yet appear, so it stays pending
-            self.flushed.add((written.bucket, written.key))
+            self.flushed.add(key)
         self.done(written.bucket, written.key)

@@ -34,6 +34,7 @@ from checks.own_bucket import OwnBucket, Prepared, Timer
 from checks.probes import RESERVED_PREFIX, TestObject
 from checks.progress import Progress
 from checks.report import Report, ServiceResult, Step
+from checks.signals import deferred
 from checks.targets import CheckError, ServiceTarget, Targets, UsageError
 from checks.trust import role_of
 from checks.work import Deadline, WorkPool, reraise, result_or, wait_until
@@ -133,10 +134,12 @@ class Checker:
         try:
             report = self._run(list(names), pool, deadline, progress)
         finally:
-            progress.close()
-            pool.cancel()
-            self.pending.flush()
-            pool.close()
+            # A signal now must not cut the cleanup short: it is raised once the flush is done.
+            with deferred():
+                progress.close()
+                pool.cancel()
+                self.pending.flush()
+                pool.close()
         self._credit_flushed(report)
         return report
 

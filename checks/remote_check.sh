@@ -179,12 +179,17 @@ probe_identity() {  # h (the host) or a service index; every target bucket at on
   for j in ${PROBES[$who]}; do
     [ "$j" = "$who" ] && continue
     pairs=$(( pairs + 1 ))
-    while read -r action verdict; do
+    # A probe job that died (a failed fork, the OOM killer) wrote no line: the sender reads a
+    # missing finding as a denial, so every action without a verdict is reported unproven.
+    for action in list get put delete; do
+      verdict=$(sed -n "s/^$action \([a-z]*\(:[A-Za-z0-9.]*\)\{0,1\}\)\$/\1/p" \
+        "$dir/$j" 2>/dev/null | head -n1)
       [ "$verdict" = denied ] && continue
       count=$(( count + 1 ))
       # At most MAX_FINDINGS per line, so one leaking identity cannot crowd SSM's output.
-      [ "$count" -le "$MAX_FINDINGS" ] && found="$found	${SERVICES[$j]}:$action:$verdict"
-    done < "$dir/$j"
+      [ "$count" -le "$MAX_FINDINGS" ] &&
+        found="$found	${SERVICES[$j]}:$action:${verdict:-unproven:missing}"
+    done
   done
   [ "$count" -gt "$MAX_FINDINGS" ] && found="$found	more:$(( count - MAX_FINDINGS ))"
   printf 'PROOF\t%s\t%s\t%s%s\n' "${profile:-host}" "$pairs" "$(( $(now_ms) - start ))" "$found"

@@ -68,12 +68,14 @@ def deferred() -> Iterator[None]:
     if stopped is None:
         yield
         return
+    outer = stopped.deferred
     stopped.deferred = True
     try:
         yield
     finally:
-        stopped.deferred = False
-    check()
+        stopped.deferred = outer
+    if not outer:  # an enclosing deferred block raises it at its own end
+        check()
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from checks.host_report import OUTPUT_LIMIT, HostError, HostOutput, Proof, parse
 from checks.isolation import DIRECT, ISOLATION, ProofTask, step_of
 from checks.probes import ACTIONS, NO_TEST_OBJECT, Probe, Verdict
 from checks.report import Report, ServiceResult, Step
+from checks.signals import deferred
 from checks.targets import CheckError, ServiceTarget, Targets, UsageError
 
 log = logging.getLogger(__name__)
@@ -188,17 +189,32 @@ class SsmCommand:
     def _say(self, message: str) -> None:
         print(f"checks: {message}", file=self._progress, flush=True)
 
-    def send(self, instance_id: str, script: str, run_seconds: int, register_seconds: float) -> str:
-        """SendCommand, retrying while the instance is not yet registered with SSM."""
+    def send(
+        self,
+        instance_id: str,
+        script: str,
+        run_seconds: int,
+        register_seconds: float,
+        rescript: Callable[[], tuple[str, int]] | None = None,
+    ) -> str:
+        """SendCommand, retrying while the instance is not yet registered with SSM.
+
+        `rescript` renders the script again before each retry: the time spent waiting for
+        the registration comes off the script's own deadline, so it still ends in time.
+        """
         start = self._clock()
         while True:
+            if rescript is not None and self._clock() > start:
+                script, run_seconds = rescript()
             try:
                 response = self._ssm.send_command(
                     InstanceIds=[instance_id],
                     DocumentName="AWS-RunShellScript",
                     Comment="ec2-assume-role post-deploy check",
                     Parameters={"commands": [script], "executionTimeout": [str(run_seconds)]},
-                    TimeoutSeconds=max(30, int(register_seconds)),
+                    # Delivery: SSM's shortest. The instance is registered (or SendCommand
+                    # said InvalidInstanceId), so a command that waits longer is not run late.
+                    TimeoutSeconds=30,
                 )
                 return str(response["Command"]["CommandId"])
             except ClientError as err:
@@ -277,6 +293,10 @@ class SsmCommand:
                     raise RemoteCheckError(f"SSM command {command_id} ended {status}: {details}")
             waited = self._clock() - start
             if waited >= timeout:
+                try:  # it must not run on after the check has given up on it
+                    self._ssm.cancel_command(CommandId=command_id, InstanceIds=[instance_id])
+                except (ClientError, BotoCoreError) as err:
+                    log.info("could not cancel %s: %s", command_id, err)
                 raise RemoteCheckError(
                     f"SSM command {command_id} still {status} after {waited:.0f}s"
                 )
@@ -344,11 +364,28 @@ class _Phases:
                 )
             return None
         instance = str(self.targets.host_instance_id)
-        script = render_script(
-            self.targets, mode, batch, probed, self.options["run"], self.options["wait"], seconds
-        )
-        register = min(float(self.options["register"]), max(left, MIN_SCRIPT_SECONDS))
-        command_id = self.runner.send(instance, script, seconds + CLEANUP_MARGIN, register)
+        fixed = script_seconds is not None
+        sent_by = {"seconds": seconds}
+
+        def rescript() -> tuple[str, int]:
+            """The script with what is left of the deadline now (fixed for a cleanup)."""
+            if not fixed:
+                now_left = int(self.end - self.clock()) - CLEANUP_MARGIN - POLL_SLACK
+                sent_by["seconds"] = max(MIN_SCRIPT_SECONDS, now_left)
+            own = sent_by["seconds"]
+            options = self.options
+            rendered = render_script(
+                self.targets, mode, batch, probed, options["run"], options["wait"], own
+            )
+            return rendered, own + CLEANUP_MARGIN
+
+        script, timeout = rescript()
+        # The registration wait must leave the script its minimum before the deadline.
+        register = float(self.options["register"])
+        if not fixed:
+            register = min(register, max(0.0, left - MIN_SCRIPT_SECONDS))
+        command_id = self.runner.send(instance, script, timeout, register, rescript=rescript)
+        seconds = sent_by["seconds"]
         invocation = self.runner.wait(command_id, instance, seconds + CLEANUP_MARGIN + POLL_SLACK)
         if invocation.get("StandardErrorContent"):
             log.info("host stderr: %s", str(invocation["StandardErrorContent"]).strip()[:2000])
@@ -591,8 +628,9 @@ def run_via_ssm(
         # Whatever happened, the test objects the prepare phase wrote are deleted. A leaking
         # identity's put probe may have written where the owner's own put failed, so every
         # prepared service is cleaned up; delete-object of a missing key is harmless.
-        for batch in _batches(prepared, sizes["cleanup"]):
-            phases.cleanup(batch)
+        with deferred():  # a signal now waits until every cleanup batch has been sent
+            for batch in _batches(prepared, sizes["cleanup"]):
+                phases.cleanup(batch)
 
     def explain_assume(source: str, target: ServiceTarget, message: str) -> str:
         return explain_assume_denied(iam, source, target, message)

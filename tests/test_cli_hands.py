@@ -283,3 +283,20 @@ def test_a_region_aws_does_not_have_is_one_line_and_exit_2(
     assert code == 2 and "Traceback" not in err
     (line,) = err.strip().splitlines()
     assert "invalid config aws:region = 'eu-north-9': partition aws has no such region" in line
+
+
+def test_dev_py_bench_stops_at_an_interrupted_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or SIGTERM during one benchmark ends `dev.py bench`, not just that one."""
+    sys.path.insert(0, str(ROOT))
+    import dev
+
+    ran: list[str] = []
+
+    def interrupted(*args: object, **_kw: object) -> int:
+        ran.append(str(args[1]))
+        return 143
+
+    monkeypatch.setattr(dev, "ensure_env", lambda: Path("python"))
+    monkeypatch.setattr(dev, "_run", interrupted)
+    assert dev.bench([]) == 143
+    assert ran == [dev.BENCHMARKS[0]]

@@ -311,3 +311,28 @@ def test_the_matrix_never_shows_denied_where_nothing_was_proven() -> None:
     text = cells(rehearsal.report.extra["matrix"])
     assert text["a role"] == {"a": "list read write delete", "b": "-", "c": "?"}
     assert text["host role"] == {"a": "-", "b": "-", "c": "-"}, "the host probes every bucket"
+
+
+def test_the_dedicated_rehearsal_shares_one_deadline_among_its_roles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each role's check gets what the ones before it left, not a deadline of its own."""
+    import time
+
+    from checks.expectations import Checker, CheckOptions
+
+    given: list[float] = []
+    real_run = Checker.run
+
+    def timed(self: Checker, names: Any) -> Any:
+        given.append(self._options.deadline_seconds)
+        time.sleep(0.5)
+        return real_run(self, names)
+
+    monkeypatch.setattr(Checker, "run", timed)
+    run_rehearsal(
+        {**TWO, "ec2-assume-role:topology": "dedicated"},
+        options=CheckOptions(deadline_seconds=120),
+    )
+    first, second = given
+    assert first < 120 and second <= first - 0.5, given

@@ -202,7 +202,9 @@ class DirectRunner:
     def await_association(self, _association: str, _instance: str, _timeout: float) -> None:
         """SSM's association status is tested with its own fake (test_association_*)."""
 
-    def send(self, _instance: str, script: str, run_seconds: int, _register: float) -> str:
+    def send(
+        self, _instance: str, script: str, run_seconds: int, _register: float, **_kw: Any
+    ) -> str:
         self.scripts.append(script)
         own = int(script.split("SCRIPT_SECONDS=", 1)[1].split("\n", 1)[0])
         assert run_seconds >= own + 30, "executionTimeout must leave room to clean up"
@@ -556,7 +558,9 @@ class ScriptedRunner:
     def await_association(self, _association: str, _instance: str, _timeout: float) -> None:
         return None
 
-    def send(self, _instance: str, script: str, run_seconds: int, _register: float) -> str:
+    def send(
+        self, _instance: str, script: str, run_seconds: int, _register: float, **_kw: Any
+    ) -> str:
         mode = script.split("MODE=", 1)[1].split("\n", 1)[0]
         if mode == "cleanup" and self.fail_cleanup:
             from checks.via_ssm import RemoteCheckError
@@ -712,3 +716,102 @@ def test_waiting_for_the_profiles_counts_against_the_scripts_own_deadline(tmp_pa
     done = agent.run(render_script(targets, "prepare", ["a"], [], "r", 60, 6))
     assert time.monotonic() - start < 6, "it waited past its own deadline"
     assert done.returncode == 2 and "not the stack's current profiles file" in done.stdout
+
+
+def test_a_probe_job_that_dies_before_it_writes_is_unproven_not_denied(tmp_path: Path) -> None:
+    """A fork failure or the OOM killer can end a probe job before it writes a line; the
+    sender reads a finding that is not there as a denial, so the host must report every
+    action without a verdict as unproven, and the bucket's step must fail."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(
+        "#!/bin/bash\n"
+        'case "$*" in *get-caller-identity*) echo arn:aws:sts::1:assumed-role/host/i-1; exit 0;; '
+        "esac\n"
+        'if [[ "$*" == *"--bucket b-bucket"* ]]; then\n'
+        # the `probe_bucket ... &` job is aws's great-grandparent: kill it before it writes
+        "  gp=$(ps -o ppid= -p $PPID | tr -d ' '); kill -9 $(ps -o ppid= -p $gp | tr -d ' ')\n"
+        "  exit 1\nfi\n"
+        'echo "An error occurred (AccessDenied) when calling the X operation: no" >&2; exit 254\n'
+    )
+    (bin_dir / "aws").chmod(0o755)
+    config = tmp_path / "config"
+    config.write_text("[default]\n")
+    agent = HostAgent("http://127.0.0.1:9", {}, config)
+    agent.path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    done = agent.run(render_script(TARGETS, "probe", ["host"], ["a", "b"], "r", 0, 60))
+    out = parse_host_output(done.stdout, KNOWN, KNOWN | {"host"}, {"host"})
+    missing = {(f.service, f.action) for f in out.proofs["host"].findings}
+    assert missing == {("b", a) for a in ("list", "get", "put", "delete")}, done.stdout
+    lines = [*healthy_lines("a"), *healthy_lines("b"), "PROOF\ta\t1\t9", "PROOF\tb\t1\t9"]
+    prepared = parse_host_output(
+        "\n".join([SOURCE, *lines, "END\ta", "END\tb"]), KNOWN, KNOWN | {"host"}, {"a", "b"}
+    )
+    report = assemble(TARGETS, ["a", "b"], [prepared, out], lambda *_: "", SOURCE)
+    assert report.services["a"].steps[0].ok, "a's bucket was probed and denied"
+    direct_b = report.services["b"].steps[0]
+    assert not direct_b.ok and "missing" in direct_b.detail, direct_b.detail
+
+
+def test_time_spent_waiting_for_the_registration_comes_off_the_script() -> None:
+    """The instance registers with SSM only at t=100 s of a 300 s run: the command then sent
+    must still end, executionTimeout and polling included, by the deadline."""
+    from botocore.exceptions import ClientError
+
+    from checks.via_ssm import POLL_SLACK, _Phases
+
+    now = [0.0]
+    sent: list[dict[str, Any]] = []
+
+    class Ssm:
+        def send_command(self, **kw: Any) -> dict[str, Any]:
+            if now[0] < 100:
+                error = {"Error": {"Code": "InvalidInstanceId", "Message": "not registered"}}
+                raise ClientError(error, "SendCommand")  # type: ignore[arg-type]
+            sent.append({"at": now[0], **kw})
+            return {"Command": {"CommandId": "c1"}}
+
+        def get_command_invocation(self, **_kw: Any) -> dict[str, Any]:
+            lines = [SOURCE, *healthy_lines("a", delete=False), "END\ta"]
+            return {"Status": "Success", "StandardOutputContent": "\n".join(lines)}
+
+    def advance(seconds: float) -> None:
+        now[0] += max(seconds, 10.0)
+
+    runner = SsmCommand(Ssm(), sleep=advance, clock=lambda: now[0], progress=io.StringIO())
+    options = {"run": "r", "wait": 0, "deadline": 300.0, "register": 600.0}
+    phases = _Phases(runner, TARGETS, ["a"], options, lambda: now[0])
+    phases.run("prepare", ["a"], [])
+    (command,) = sent
+    timeout = int(command["Parameters"]["executionTimeout"][0])
+    own = int(command["Parameters"]["commands"][0].split("SCRIPT_SECONDS=", 1)[1].split("\n")[0])
+    assert command["at"] >= 100 and own + 60 == timeout
+    assert command["at"] + timeout + POLL_SLACK <= 300, command["at"] + timeout
+
+
+def test_a_signal_during_the_cleanup_still_sends_every_cleanup_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM while the first cleanup command runs: the second is sent all the same, then
+    the run ends as interrupted (it used to leave the later batches' objects unnamed)."""
+    import signal as signals_module
+
+    from checks import via_ssm
+    from checks.signals import Interrupted, interrupts
+
+    monkeypatch.setattr(
+        via_ssm, "batch_sizes", lambda _names: {"prepare": 1, "probe": 10, "cleanup": 1}
+    )
+
+    class SignallingRunner(ScriptedRunner):
+        def send(self, *args: Any, **kw: Any) -> str:
+            command_id = super().send(*args, **kw)
+            if [mode for mode, _ in self.sent].count("cleanup") == 1:
+                os.kill(os.getpid(), signals_module.SIGTERM)
+                time.sleep(0.05)
+            return command_id
+
+    runner = SignallingRunner(seconds=1)
+    with pytest.raises(Interrupted), interrupts():
+        scripted(runner, deadline=300)
+    assert [mode for mode, _ in runner.sent].count("cleanup") == 2, runner.sent

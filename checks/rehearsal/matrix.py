@@ -52,7 +52,8 @@ def from_check(checker: Checker, report: Report) -> dict[str, Any]:
                 denied.add(_FROM_ACTION[p.action])
     for name, result in report.services.items():
         own = {_FROM_ACTION[s.name] for s in result.steps if s.ok and s.name in _FROM_ACTION}
-        seen[(f"{name} role", name)] = (own, set(OPERATIONS) - own)
+        # A failed own step is not a proven denial (it may be an error): unknown, not `-`.
+        seen[(f"{name} role", name)] = (own, set())
     nothing: tuple[set[str], set[str]] = (set(), set())
     for name in names:
         rows["host role"][name] = _row(*seen.get(("host role", name), nothing))

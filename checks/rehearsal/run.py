@@ -198,9 +198,18 @@ def _check(targets: Targets, outputs: Mapping[str, Any], options: CheckOptions) 
     # someone else, so each role's get on the other buckets is proven too.
     peers = dict.fromkeys(targets.services, TestObject(matrix.PROBE_KEY, ""))
     options = replace(options, peer_objects=peers)
+    # One deadline for all of them: each role's check gets what the ones before it left.
+    end = time.monotonic() + options.deadline_seconds
     try:
         with aws_iam_rules():
-            reports = [Checker(r, targets, options).run([]) for r in roles.values()]
+            reports = [
+                Checker(
+                    role,
+                    targets,
+                    replace(options, deadline_seconds=max(0.001, end - time.monotonic())),
+                ).run([])
+                for role in roles.values()
+            ]
             access = matrix.probe({f"{n} role": r for n, r in roles.items()}, targets)
     finally:
         matrix.remove_probes(admin_s3, targets)
