@@ -202,7 +202,7 @@ class Checker:
                 steps.append(Step("finished", False, 0, late))
             results[name] = ServiceResult([s for s in steps if s is not None])
         self._objects = {p.name: p.obj for p in prepared.values() if p.obj}
-        planned = sum(4 if t.obj or not t.dedicated else 3 for t in tasks)
+        planned = sum(len(t.expected) for t in tasks)
         probed = sum(len(t.probes) for t in tasks)
         proof = {"planned": planned, "done": probed, "sample": self._options.sample}
         return Report(source=source, services=results, extra={"proof": proof})

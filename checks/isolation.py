@@ -38,6 +38,7 @@ from checks.probes import (
     Probe,
     TestObject,
     Verdict,
+    bucket_args,
     probe,
 )
 from checks.report import Step
@@ -86,8 +87,11 @@ class ProofTask:
                 self.probes.append(probe(self.s3, self.who, action, self.target, self.obj))
         self.ended = time.perf_counter()
 
-    def _owner(self) -> dict[str, str]:
-        return {"Bucket": self.target.bucket_name, "ExpectedBucketOwner": self.target.account}
+    @property
+    def expected(self) -> tuple[str, ...]:
+        """The actions this task must probe: all four, but for a dedicated role with no
+        object of the owner's to aim a get at."""
+        return ("list", "put", "delete") if self.dedicated and self.obj is None else ACTIONS
 
     def _put_unique(self) -> Probe:
         """Dedicated: a new key; if it lands, the leak is reported and the object removed."""
@@ -96,7 +100,7 @@ class ProofTask:
         if self.pending is not None:  # before it is sent: a signal now still cleans it up
             self.pending.add(Written(bucket, key, self.target.account, lambda: self.s3))
         try:
-            self.s3.put_object(Key=key, Body=b"", IfNoneMatch="*", **self._owner())
+            self.s3.put_object(Key=key, Body=b"", IfNoneMatch="*", **bucket_args(self.target))
         except (ClientError, BotoCoreError) as err:
             denied = isinstance(err, ClientError) and error_code(err) in DENIED
             if denied and self.pending is not None:
@@ -107,7 +111,7 @@ class ProofTask:
             if self.pending is not None:
                 self.pending.settled(bucket, key)
         try:
-            self.s3.delete_object(Key=key, **self._owner())
+            self.s3.delete_object(Key=key, **bucket_args(self.target))
             note = "it wrote an object, since deleted"
             if self.pending is not None:
                 self.pending.done(bucket, key)
@@ -120,7 +124,7 @@ class ProofTask:
         missing key with 204 whatever s3:ListBucket says, so AccessDenied proves denial."""
         key = f"{RESERVED_PREFIX}{uuid.uuid4().hex}"
         try:
-            self.s3.delete_object(Key=key, **self._owner())
+            self.s3.delete_object(Key=key, **bucket_args(self.target))
         except ClientError as err:
             if error_code(err) in DENIED:
                 return Probe(self.who, "delete", self.target, Verdict.DENIED, describe(err))
@@ -212,16 +216,15 @@ def step_of(
     without_peer_get: bool = False,
 ) -> Step:
     """One step from an identity's probes: pass only when every probe was denied."""
-    who, dedicated = tasks[0].who, tasks[0].dedicated
+    who = tasks[0].who
     leaks: dict[str, list[str]] = defaultdict(list)
     unproven: list[str] = []
     aimless: list[str] = []  # the owner's put failed; the owner's own steps fail for it
     no_get: list[str] = []  # dedicated, no peer object: get on these buckets is not proven
     traces: list[str] = []  # dedicated: what a leaking put or delete left behind
     for task in tasks:
-        expected: tuple[str, ...] = ACTIONS
-        if dedicated and task.obj is None:
-            expected = ("list", "put", "delete")
+        expected = task.expected
+        if "get" not in expected:
             no_get.append(task.target.name)
             if not without_peer_get:
                 unproven.append(f"get on {task.target.bucket_name}: {NO_PEER_OBJECT}")

@@ -66,12 +66,13 @@ class Probe:
     """For ALLOWED, what S3 answered; for UNPROVEN, why there is no proof."""
 
 
-def _owner(target: ServiceTarget) -> dict[str, str]:
+def bucket_args(target: ServiceTarget) -> dict[str, str]:
+    """The bucket and its expected owner, for every S3 call on it."""
     return {"Bucket": target.bucket_name, "ExpectedBucketOwner": target.account}
 
 
 def _request(s3: Any, action: str, target: ServiceTarget, obj: TestObject) -> None:
-    owner = _owner(target)
+    owner = bucket_args(target)
     if action == "list":
         s3.list_objects_v2(Prefix=RESERVED_PREFIX, MaxKeys=1, **owner)
     elif action == "get":

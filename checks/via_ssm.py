@@ -337,6 +337,10 @@ class _Phases:
         self.outputs: list[HostOutput] = []
         self.unfinished: dict[str, Step] = {}
 
+    def _left(self) -> int:
+        """Seconds a script may still run: executionTimeout and polling end by the deadline."""
+        return int(self.end - self.clock()) - CLEANUP_MARGIN - POLL_SLACK
+
     def _owners(self, batch: Sequence[str]) -> list[str]:
         return sorted(self.checked) if "host" in batch else list(batch)
 
@@ -347,10 +351,13 @@ class _Phases:
         probed: Sequence[str] | Mapping[str, Sequence[str]],
         script_seconds: int | None = None,
     ) -> HostOutput | None:
-        """One command; None when the deadline left no time to send it."""
-        left = int(self.end - self.clock()) - CLEANUP_MARGIN - POLL_SLACK
-        seconds = script_seconds or min(left, int(self.options["deadline"]))
-        if script_seconds is None and seconds < MIN_SCRIPT_SECONDS:
+        """One command; None when the deadline left no time to send it.
+
+        `script_seconds` fixes the script's own deadline (cleanup); otherwise it is what the
+        run's deadline leaves, reckoned again at each send, so that time spent waiting for
+        the instance to register comes off it.
+        """
+        if script_seconds is None and self._left() < MIN_SCRIPT_SECONDS:
             for name in self._owners(batch):
                 self.unfinished.setdefault(
                     name,
@@ -364,29 +371,25 @@ class _Phases:
                 )
             return None
         instance = str(self.targets.host_instance_id)
-        fixed = script_seconds is not None
-        sent_by = {"seconds": seconds}
+        own = script_seconds or self._left()
 
-        def rescript() -> tuple[str, int]:
-            """The script with what is left of the deadline now (fixed for a cleanup)."""
-            if not fixed:
-                now_left = int(self.end - self.clock()) - CLEANUP_MARGIN - POLL_SLACK
-                sent_by["seconds"] = max(MIN_SCRIPT_SECONDS, now_left)
-            own = sent_by["seconds"]
+        def render() -> tuple[str, int]:
+            nonlocal own
+            if script_seconds is None:
+                own = max(MIN_SCRIPT_SECONDS, self._left())
             options = self.options
-            rendered = render_script(
+            script = render_script(
                 self.targets, mode, batch, probed, options["run"], options["wait"], own
             )
-            return rendered, own + CLEANUP_MARGIN
+            return script, own + CLEANUP_MARGIN
 
-        script, timeout = rescript()
+        script, timeout = render()
         # The registration wait must leave the script its minimum before the deadline.
         register = float(self.options["register"])
-        if not fixed:
-            register = min(register, max(0.0, left - MIN_SCRIPT_SECONDS))
-        command_id = self.runner.send(instance, script, timeout, register, rescript=rescript)
-        seconds = sent_by["seconds"]
-        invocation = self.runner.wait(command_id, instance, seconds + CLEANUP_MARGIN + POLL_SLACK)
+        if script_seconds is None:
+            register = min(register, max(0.0, self._left() - MIN_SCRIPT_SECONDS))
+        command_id = self.runner.send(instance, script, timeout, register, rescript=render)
+        invocation = self.runner.wait(command_id, instance, own + CLEANUP_MARGIN + POLL_SLACK)
         if invocation.get("StandardErrorContent"):
             log.info("host stderr: %s", str(invocation["StandardErrorContent"]).strip()[:2000])
         stdout = str(invocation.get("StandardOutputContent", ""))
