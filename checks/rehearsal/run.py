@@ -65,10 +65,10 @@ class Rehearsal:
 
 
 def _partition(region: str) -> str:
-    """moto's partition for a region (a region the program refuses never gets this far)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    """The region's partition, as the program reckons it (a region the program refuses
+    never gets past evaluate, so the default here only has to not crash)."""
+    found = partition_of_region(region)
+    return found.value if isinstance(found, Partition) else Partition.AWS.value
 
 
 def load_stack_config(path: Path) -> dict[str, Any]:
