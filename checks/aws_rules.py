@@ -1,4 +1,4 @@
-"""Make moto (5.2.5) evaluate role trust policies the way AWS does.
+"""Make moto (5.2.5) evaluate trust and bucket policies, and answer IAM, the way AWS does.
 
 moto enforces IAM only when `INITIAL_NO_AUTH_ACTION_COUNT` is reached (`enable_iam_authentication`
 turns that on), and then evaluates trust policies unlike AWS:
@@ -16,23 +16,57 @@ Identity policies are still evaluated by moto itself. Used by the tests and the 
 It also replaces moto's bucket-policy check, which evaluates conditions without any request
 context and treats a statement whose condition does not hold as a denial: the stack's TLS-only
 policy (Deny when `aws:SecureTransport` is false) would then deny every object request.
-`bucket_policy_effect` evaluates statements with `Principal: "*"` against the context of an
-SDK request to AWS, which always travels over TLS.
+`bucket_policy_effect` evaluates statements against the context of an SDK request to AWS,
+which always travels over TLS. moto asks that check without saying who calls, so there only
+statements for everyone (`Principal: "*"`) count, and moto uses their Allow only for unsigned
+requests.
 
-And it makes a GET or HEAD of a missing key answer as S3 does: 403 AccessDenied to a caller
+So a bucket policy naming a role had no effect in the emulator, where on AWS, in one account,
+it is a grant of its own: a leak through the bucket policy would pass the check's isolation
+probes here and stay open there. With IAM enforced, the fixture therefore evaluates the bucket
+policy for the signed caller as well, after moto's identity check of an S3 request
+(`S3IAMRequest.check_action_permitted`), with `checks.trust.principal_matches`:
+- an Allow naming the caller's role, its own session ARN, or `*`, grants the request even
+  with no identity grant;
+- an Allow naming only the account (its root ARN or its id) grants nothing by itself: the
+  account delegates to its identity policies, which must allow;
+- a Deny naming the caller in any of these ways, or an explicit Deny in its identity
+  policies, always wins; statements naming other principals are neutral;
+- Action/NotAction and Resource/NotResource are matched with wildcards, conditions against
+  the same TLS request context;
+- a caller of another account keeps moto's identity-only answer (AWS needs both sides there),
+  and `NotPrincipal`, which AWS matches against session, role and account separately, is
+  refused loudly rather than guessed.
+
+It makes a GET or HEAD of a missing key answer as S3 does: 403 AccessDenied to a caller
 without s3:ListBucket on the bucket, where moto answers 404 NoSuchKey to anyone allowed
 s3:GetObject. That difference is why a get probe must aim at an object that exists; without
 this rule a check aiming at a missing key would pass in the emulator and miss leaks on AWS.
+A bucket policy's grant of s3:ListBucket counts there too.
+
+And it completes GetAccountAuthorizationDetails: IAM names each managed policy of its
+`Policies` list (`PolicyName`, `PolicyId`); moto leaves both out (its serializer looks for
+`policy_name` / `policy_id` on the policy object, which calls them `name` / `id`), so a reader
+of that document could tell policies apart only by ARN. moto ignores `MaxItems` and `Marker`
+there: every entry comes in one page, `IsTruncated` false, so no paging is emulated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any
 
 from checks.moto_speed import cached_moto
-from checks.trust import Effect, as_list, load_document, trust_allows, wildcard
+from checks.trust import (
+    Effect,
+    as_list,
+    load_document,
+    principal_matches,
+    trust_allows,
+    wildcard,
+)
 
 # What every request from an AWS SDK carries in this emulation (they all use TLS endpoints).
 REQUEST_CONTEXT = {"aws:securetransport": "true"}
@@ -57,31 +91,75 @@ def _condition_holds(
     return True
 
 
-def bucket_policy_effect(
-    document: str | Mapping[str, Any], action: str, resource: str
-) -> Effect | None:
-    """A bucket policy's effect on an anonymous-principal evaluation, or None (neutral).
+def _applies(statement: Mapping[str, Any], action: str, resource: str) -> bool:
+    """Whether the statement's Action/NotAction and Resource/NotResource cover the request."""
+    if "NotAction" in statement:
+        acts = not any(wildcard(a, action) for a in as_list(statement["NotAction"]))
+    else:
+        acts = any(wildcard(a, action) for a in as_list(statement.get("Action")))
+    if "NotResource" in statement:
+        covers = not any(wildcard(r, resource) for r in as_list(statement["NotResource"]))
+    else:
+        covers = any(wildcard(r, resource) for r in as_list(statement.get("Resource")))
+    return acts and covers
 
-    Only statements for every principal (`"*"`) are evaluated: moto does not say who is calling
-    here, and grants to named principals are identity-side in this project.
+
+def _is_account(principal: str) -> bool:
+    """An account principal (`123456789012` or `arn:...:iam::123456789012:root`)."""
+    return principal.isdigit() or principal.endswith(":root")
+
+
+def _naming(statement: Mapping[str, Any], caller_arn: str | None) -> tuple[bool, bool]:
+    """(does the statement name the caller, would its Allow grant the caller by itself).
+
+    Without a caller (moto's own, anonymous evaluation) only statements for everyone count.
+    A caller named only through its account is named (a Deny applies) but not granted: the
+    account delegates to its identity policies.
+    """
+    if "NotPrincipal" in statement:
+        # AWS matches NotPrincipal against the session, the role and the account separately;
+        # loud rather than wrong until the program needs it.
+        raise ValueError("the emulator cannot evaluate a bucket policy with NotPrincipal")
+    principal = statement.get("Principal")
+    entries = ["*"] if principal == "*" else []
+    if isinstance(principal, Mapping):
+        entries = [str(p) for p in as_list(principal.get("AWS"))]
+    if caller_arn is None:
+        return ("*" in entries, "*" in entries)
+    matching = [p for p in entries if principal_matches(p, caller_arn)]
+    return (bool(matching), any(not _is_account(p) for p in matching))
+
+
+def bucket_policy_effect(
+    document: str | Mapping[str, Any],
+    action: str,
+    resource: str,
+    caller_arn: str | None = None,
+) -> Effect | None:
+    """A bucket policy's effect on a request, or None (neutral).
+
+    Without `caller_arn`, as moto asks it (it does not say who is calling), only statements
+    for every principal (`"*"`) are evaluated. With it, statements naming that caller are too:
+    ALLOW means the policy grants the caller by itself (it names the role, the session or
+    `*`, not just the account); DENY means some applicable Deny names the caller.
     """
     effects = set()
     for statement in as_list(load_document(document).get("Statement")):
-        if statement.get("Principal") not in ("*", {"AWS": "*"}):
+        if not _applies(statement, action, resource):
             continue
-        if not any(wildcard(a, action) for a in as_list(statement.get("Action"))):
+        named, grants = _naming(statement, caller_arn)
+        if not named or not _condition_holds(statement.get("Condition", {}), REQUEST_CONTEXT):
             continue
-        if not any(wildcard(r, resource) for r in as_list(statement.get("Resource"))):
-            continue
-        if _condition_holds(statement.get("Condition", {}), REQUEST_CONTEXT):
-            effects.add(Effect(statement.get("Effect", "Allow")))
+        effect = Effect(statement.get("Effect", "Allow"))
+        if effect is Effect.DENY or grants:
+            effects.add(effect)
     if Effect.DENY in effects:
         return Effect.DENY
     return Effect.ALLOW if Effect.ALLOW in effects else None
 
 
 def _bucket_permission(bucket: Any, action: str, resource: str) -> Any:
-    """Replacement for moto's `FakeBucket.get_permission`."""
+    """Replacement for moto's `FakeBucket.get_permission` (anonymous: `*` statements only)."""
     from moto.iam.access_control import PermissionResult
 
     if bucket.policy is None:
@@ -90,6 +168,56 @@ def _bucket_permission(bucket: Any, action: str, resource: str) -> Any:
     if effect is Effect.DENY:
         return PermissionResult.DENIED
     return PermissionResult.PERMITTED if effect is Effect.ALLOW else PermissionResult.NEUTRAL
+
+
+def _caller_bucket_effect(request: Any, resource: str) -> Effect | None:
+    """The effect on this signed S3 request of its bucket's policy, for the request's caller."""
+    from moto.s3.models import s3_backends
+
+    name = resource.split(":::", 1)[-1].split("/", 1)[0]
+    owner = s3_backends.bucket_accounts.get(name)
+    if owner is None:
+        return None  # no such bucket (or `*`): moto answers that itself
+    partition, account = owner
+    bucket = s3_backends[account][partition].buckets.get(name)
+    if bucket is None or bucket.policy is None:
+        return None
+    caller = request._access_key.arn
+    effect = bucket_policy_effect(bucket.policy.decode(), request._action, resource, caller)
+    if effect is Effect.ALLOW and request._access_key.account_id != account:
+        return None  # across accounts both sides must allow: moto's identity check decides
+    return effect
+
+
+def _identity_denies(request: Any, resource: str) -> bool:
+    """Whether the caller's identity policies explicitly deny the request (moto's evaluation)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    return any(
+        IAMPolicy(policy).is_action_permitted(request._action, resource) == PermissionResult.DENIED
+        for policy in request._access_key.collect_policies()
+    )
+
+
+def _s3_check(original: Any) -> Any:
+    """Wrap `S3IAMRequest.check_action_permitted` (moto's identity-only check of a signed S3
+    request) with the bucket policy: a Deny naming the caller denies, an Allow naming it
+    grants unless an identity policy denies, anything else is moto's identity answer."""
+
+    def check(request: Any, resource: str) -> None:
+        effect = _caller_bucket_effect(request, resource)
+        if effect is Effect.DENY:
+            request._raise_access_denied()
+        if effect is Effect.ALLOW and not _identity_denies(request, resource):
+            return
+        original(request, resource)
+
+    return check
+
+
+# moto's serializer looks these up on a managed policy for GetAccountAuthorizationDetails
+# (`PolicyName` -> `policy_name`); the policy object has them as `name` and `id`.
+_POLICY_ALIASES = {"policy_name": "name", "policy_id": "id"}
 
 
 def _check_trust(request: Any, role_arn: str) -> bool:
@@ -167,21 +295,29 @@ def aws_iam_rules() -> Iterator[None]:
 
 @contextmanager
 def aws_policy_rules() -> Iterator[None]:
-    """AWS's trust and bucket-policy rules in moto, without turning enforcement on.
+    """AWS's trust and bucket-policy rules (and IAM's answers) in moto, without enforcement.
 
     The rehearsal deploys (as an administrator) under these rules too, since moto applies bucket
     policies even when it does not enforce IAM.
     """
-    from moto.iam.access_control import IAMRequestBase
+    from moto.iam.access_control import IAMRequestBase, S3IAMRequest
+    from moto.iam.models import Policy
     from moto.s3.models import FakeBucket
     from moto.s3.responses import S3Response
 
     trust, bucket = IAMRequestBase._check_role_trust_relationship, FakeBucket.get_permission
     get, head = S3Response.get_object, S3Response.head_object
+    # S3IAMRequest inherits check_action_permitted; the wrapper is set on the subclass only
+    # (IAM, STS and EC2 requests keep moto's check) and removed again afterwards.
+    s3_own = S3IAMRequest.__dict__.get("check_action_permitted")
+    aliases = {a: n for a, n in _POLICY_ALIASES.items() if not hasattr(Policy, a)}
     IAMRequestBase._check_role_trust_relationship = _check_trust  # type: ignore[method-assign,assignment]
     FakeBucket.get_permission = _bucket_permission  # type: ignore[method-assign,assignment]
     S3Response.get_object = _missing_key_rule(get)  # type: ignore[method-assign]
     S3Response.head_object = _missing_key_rule(head)  # type: ignore[method-assign]
+    S3IAMRequest.check_action_permitted = _s3_check(S3IAMRequest.check_action_permitted)  # type: ignore[method-assign]
+    for alias, attribute in aliases.items():
+        setattr(Policy, alias, property(attrgetter(attribute)))
     try:
         with cached_moto():
             yield
@@ -189,3 +325,9 @@ def aws_policy_rules() -> Iterator[None]:
         IAMRequestBase._check_role_trust_relationship = trust  # type: ignore[method-assign]
         FakeBucket.get_permission = bucket  # type: ignore[method-assign]
         S3Response.get_object, S3Response.head_object = get, head  # type: ignore[method-assign]
+        if s3_own is None:
+            del S3IAMRequest.check_action_permitted
+        else:
+            S3IAMRequest.check_action_permitted = s3_own  # type: ignore[method-assign]
+        for alias in aliases:
+            delattr(Policy, alias)
