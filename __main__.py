@@ -35,6 +35,8 @@ services = {
             ec2_principal=context.ec2_principal,
             role_path=policies.service_role_path(context.stack),
             assumed_by=host_role.role_arn if host_role else None,
+            # Dedicated: the role is also its instance's, whose HardenedInstance declares it.
+            declare_policies=shared,
         ),
     )
     for service in config.services
@@ -85,6 +87,7 @@ else:
                 placement=placement,
                 ssm_core_policy_arn=ssm_core,
                 metadata_hop_limit=config.metadata_hop_limit,
+                role_policy_names=[access.bucket_policy_name],
             ),
         )
         for name, access in services.items()

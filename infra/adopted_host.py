@@ -18,6 +18,14 @@ instance:
 The stack never modifies an adopted instance's metadata options either: `metadataHopLimit`
 applies only to the instances the stack creates, and an adopted host keeps its own IMDS
 settings (the README says how to set them).
+
+The role an adopted host ends up with is the stack's own: an instance that already carries a
+profile is refused, so the host role (created by HostRole) is the only one involved, and the
+stack manages its policies exclusively (SharedHost declares them; infra/exclusive_policies).
+An inline or managed policy someone adds to it by hand, say to let other software on the
+adopted instance reach something, is removed by the next `pulumi up --refresh`: software that
+needs AWS access there gets a service, and so a role, of its own. No role outside the stack is
+ever touched.
 """
 
 from __future__ import annotations

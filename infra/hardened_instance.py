@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import policies
+from infra.exclusive_policies import declare_role_policies, named_policy_options
 from infra.placement import Placement, architecture
+
+
+@dataclass(frozen=True)
+class InstanceRolePolicies:
+    """What `instance_role_policies` puts on a role."""
+
+    ssm_core: aws.iam.RolePolicyAttachment
+    no_parameter_reads: aws.iam.RolePolicy
+
+    @property
+    def resources(self) -> list[pulumi.Resource]:
+        """Both, for an instance (or an adoption) to wait for."""
+        return [self.ssm_core, self.no_parameter_reads]
 
 
 def instance_role_policies(
@@ -17,7 +32,7 @@ def instance_role_policies(
     role_name: pulumi.Input[str],
     ssm_core_policy_arn: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
-) -> list[pulumi.Resource]:
+) -> InstanceRolePolicies:
     """What an instance's role needs for Session Manager, and not one permission more.
 
     The SSM core managed policy, and an explicit Deny of what it also allows: reading every
@@ -29,11 +44,12 @@ def instance_role_policies(
     )
     no_parameters = aws.iam.RolePolicy(
         f"{name}-no-parameter-reads",
+        name=f"{name}-no-parameter-reads",
         role=role_name,
         policy=json.dumps(policies.deny_parameter_reads()),
-        opts=opts,
+        opts=named_policy_options(opts),
     )
-    return [ssm_core, no_parameters]
+    return InstanceRolePolicies(ssm_core, no_parameters)
 
 
 @dataclass(frozen=True)
@@ -46,13 +62,19 @@ class HardenedInstanceArgs:
     """AmazonSSMManagedInstanceCore in the stack's partition."""
     metadata_hop_limit: int = 2
     """2 lets containers on the instance reach instance metadata (IMDSv2); 1 keeps them out."""
+    role_policy_names: Sequence[pulumi.Input[str]] = ()
+    """The inline policies the stack puts on the role elsewhere (a service's bucket grant, the
+    host's AssumeRole grant), as their `name` outputs. With the instance's own they are the
+    role's complete set, which this component declares (infra/exclusive_policies): anything
+    else on the role is removed."""
 
 
 class HardenedInstance(pulumi.ComponentResource):
     """Instance profile, a security group with no ingress, and an IMDSv2-only instance.
 
     Operators reach it with SSM Session Manager, so the role gets the SSM core policy (minus its
-    parameter reads), there is no key pair and nothing listens to the network.
+    parameter reads), there is no key pair and nothing listens to the network. It adds the last
+    policies to the role, so it declares the role's complete set.
     """
 
     instance_id: pulumi.Output[str]
@@ -65,6 +87,13 @@ class HardenedInstance(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         attached = instance_role_policies(name, args.role_name, args.ssm_core_policy_arn, child)
+        declare_role_policies(
+            name,
+            args.role_name,
+            [*args.role_policy_names, attached.no_parameter_reads.name],
+            [attached.ssm_core.policy_arn],
+            child,
+        )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=args.role_name, opts=child)
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
@@ -122,7 +151,7 @@ class HardenedInstance(pulumi.ComponentResource):
             # instance every few weeks, so only a pinned amiId moves it to a new image.
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=attached,
+                depends_on=attached.resources,
                 ignore_changes=[] if args.placement.ami_pinned else ["ami"],
             ),
         )

@@ -25,6 +25,9 @@ class HostRole(pulumi.ComponentResource):
 
     It has no S3 access of its own. Its only grant, written by `SharedHost`, is `sts:AssumeRole`
     on the stack's service roles. It lives outside their IAM path, so it cannot assume itself.
+    Its complete set of policies (that grant, and the instance's SSM core policy and Deny) is
+    declared exclusively where the last of them is added: HardenedInstance for a host the stack
+    creates, SharedHost for an adopted one.
     """
 
     role_arn: pulumi.Output[str]

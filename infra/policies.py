@@ -18,6 +18,10 @@ VERSION = "2012-10-17"
 BUCKET_ACTIONS = ("s3:ListBucket",)
 OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
 
+CHECK_PREFIX = "ec2-assume-role-check/"
+"""Where the post-deploy check writes (and deletes) its test objects in each bucket (checks/):
+the lifecycle safety net and the version grant below name this prefix and nothing else."""
+
 # Role chaining (host role -> service role) caps a session at one hour whatever the role's
 # MaxSessionDuration says, so nothing in this project may promise a longer session.
 MAX_CHAINED_SESSION_SECONDS = 3600
@@ -58,9 +62,15 @@ def trust_policy(ec2_principal: str, aws_principals: Sequence[str] = ()) -> Poli
     return _document(*statements)
 
 
-def bucket_access_policy(bucket_arn: str) -> PolicyDocument:
-    """The service role's grant: list its bucket, get/put/delete its objects, nothing more."""
-    return _document(
+def bucket_access_policy(bucket_arn: str, versioned: bool = False) -> PolicyDocument:
+    """The service role's grant: list its bucket, get/put/delete its objects, nothing more.
+
+    In a versioned bucket a delete only stacks a marker on the check's test object, which
+    stays behind as a noncurrent version. So the role may also delete object versions, but only
+    under the check's own prefix: the check then removes each version it created, by version
+    id, and leaves nothing behind, while the service's own data keeps every version.
+    """
+    statements: list[dict[str, Any]] = [
         {
             "Sid": "ListOwnBucket",
             "Effect": "Allow",
@@ -73,7 +83,17 @@ def bucket_access_policy(bucket_arn: str) -> PolicyDocument:
             "Action": list(OBJECT_ACTIONS),
             "Resource": f"{bucket_arn}/*",
         },
-    )
+    ]
+    if versioned:
+        statements.append(
+            {
+                "Sid": "RemoveCheckVersions",
+                "Effect": "Allow",
+                "Action": "s3:DeleteObjectVersion",
+                "Resource": f"{bucket_arn}/{CHECK_PREFIX}*",
+            }
+        )
+    return _document(*statements)
 
 
 def service_role_path(stack: str) -> str:

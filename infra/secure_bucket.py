@@ -11,7 +11,7 @@ import pulumi_aws as aws
 
 from infra import policies
 
-CHECK_PREFIX = "ec2-assume-role-check/"
+CHECK_PREFIX = policies.CHECK_PREFIX
 """Where the post-deploy check writes (and deletes) its test objects; see checks/."""
 
 

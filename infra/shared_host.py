@@ -13,6 +13,7 @@ from infra import policies
 from infra.adopted_host import ProfileAssociation
 from infra.aws_config import render_aws_config
 from infra.context import AwsContext
+from infra.exclusive_policies import declare_role_policies, named_policy_options
 from infra.hardened_instance import HardenedInstance, HardenedInstanceArgs, instance_role_policies
 from infra.host_role import HostRole
 from infra.placement import Placement
@@ -39,6 +40,9 @@ class SharedHost(pulumi.ComponentResource):
     """The identity side of the trust (host may assume the service roles), and the host itself.
 
     The resource side, each service role's trust naming the host role, is in ServiceAccess.
+    The host role carries exactly what the stack declares (infra/exclusive_policies): the
+    HardenedInstance declares it for a host the stack creates, this component for an adopted
+    one.
     """
 
     instance_id: pulumi.Output[str]
@@ -56,11 +60,12 @@ class SharedHost(pulumi.ComponentResource):
         service_roles = pulumi.Output.all(ctx.partition, ctx.account).apply(
             lambda pa: policies.service_roles_arn(pa[0], pa[1], ctx.stack)
         )
-        aws.iam.RolePolicy(
+        assume = aws.iam.RolePolicy(
             f"{name}-assume-service-roles",
+            name=f"{name}-assume-service-roles",
             role=args.host_role.role_name,
             policy=service_roles.apply(lambda arn: json.dumps(policies.assume_roles_policy(arn))),
-            opts=child,
+            opts=named_policy_options(child),
         )
         names = sorted(args.service_role_arns)
         role_arns = pulumi.Output.all(*(args.service_role_arns[n] for n in names))
@@ -77,6 +82,8 @@ class SharedHost(pulumi.ComponentResource):
                     placement=args.placement,
                     ssm_core_policy_arn=ctx.partition.apply(policies.ssm_core_policy_arn),
                     metadata_hop_limit=args.metadata_hop_limit,
+                    # The instance adds the last policies, so it declares the complete set.
+                    role_policy_names=[assume.name],
                 ),
                 opts=child,
             )
@@ -89,6 +96,14 @@ class SharedHost(pulumi.ComponentResource):
                 ctx.partition.apply(policies.ssm_core_policy_arn),
                 child,
             )
+            # No HardenedInstance here: this component holds the host role's complete set.
+            declare_role_policies(
+                name,
+                args.host_role.role_name,
+                [assume.name, attached.no_parameter_reads.name],
+                [attached.ssm_core.policy_arn],
+                child,
+            )
             profile = aws.iam.InstanceProfile(
                 f"{name}-profile", role=args.host_role.role_name, opts=child
             )
@@ -97,7 +112,7 @@ class SharedHost(pulumi.ComponentResource):
                 args.host_instance_id,
                 profile.name,
                 ctx.region,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=attached),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=attached.resources),
             )
             instance_id = pulumi.Output.from_input(args.host_instance_id)
             profile_name = profile.name

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from conftest import Run, stack_config
 from iam_lint import findings
 
-from infra import policies
+from checks.probes import RESERVED_PREFIX
+from infra import policies, secure_bucket
 
 BUCKET = "arn:aws:s3:::service-a-bucket-0a1b2c3"
 HOST = "arn:aws:iam::123456789012:role/dev-host-role-0a1b2c3"
@@ -24,6 +30,48 @@ def test_bucket_access_is_list_on_bucket_and_object_rw_on_objects() -> None:
         (f"{BUCKET}/*", "s3:DeleteObject"),
     }
     assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_a_versioned_bucket_lets_the_role_remove_versions_under_the_check_prefix_only() -> None:
+    """The check deletes each version it created, by version id, so a versioned bucket keeps
+    nothing of it; the service's own data keeps every version (no grant outside the prefix)."""
+    plain = policies.bucket_access_policy(BUCKET)["Statement"]
+    versioned = policies.bucket_access_policy(BUCKET, versioned=True)["Statement"]
+    assert versioned[:2] == plain, "the versioned grant only adds"
+    assert versioned[2:] == [
+        {
+            "Sid": "RemoveCheckVersions",
+            "Effect": "Allow",
+            "Action": "s3:DeleteObjectVersion",
+            "Resource": f"{BUCKET}/ec2-assume-role-check/*",
+        }
+    ]
+    assert "s3:DeleteObjectVersion" not in json.dumps(plain)
+
+
+def test_the_infra_prefix_is_the_one_the_check_writes_under() -> None:
+    """The version grant and the lifecycle rule name the prefix the check uses; if the two
+    drifted apart, the check could not remove its versions and the safety net would miss."""
+    assert policies.CHECK_PREFIX == RESERVED_PREFIX
+    assert secure_bucket.CHECK_PREFIX == RESERVED_PREFIX
+    assert RESERVED_PREFIX.endswith("/") and "*" not in RESERVED_PREFIX
+
+
+def test_the_program_grants_version_removal_to_versioned_services_only(
+    run_program: Callable[[dict[str, Any]], Run],
+) -> None:
+    """Under the mocks: `versioning: true` gives that service's role the statement; a
+    service without versioning gets none (it would have nothing to remove)."""
+    config = stack_config()
+    config["ec2-assume-role:services"] = [{"name": "keep", "versioning": True}, {"name": "tmp"}]
+    run = run_program(config)
+    buckets = {name: out["bucketArn"] for name, out in run.outputs["services"].items()}
+    for service, versioned in (("keep", True), ("tmp", False)):
+        policy = run.named("aws:iam/rolePolicy:RolePolicy", f"{service}-bucket-access")
+        statements = json.loads(policy.inputs["policy"])["Statement"]
+        extra = [s for s in statements if s["Sid"] == "RemoveCheckVersions"]
+        expected = f"{buckets[service]}/{RESERVED_PREFIX}*"
+        assert [s["Resource"] for s in extra] == ([expected] if versioned else []), service
 
 
 def test_assume_roles_policy_names_the_stacks_role_path() -> None:
@@ -90,10 +138,11 @@ def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> Non
     "document",
     [
         policies.bucket_access_policy(BUCKET),
+        policies.bucket_access_policy(BUCKET, versioned=True),
         policies.assume_roles_policy(SERVICE_ROLES),
         policies.tls_only_bucket_policy(BUCKET),
     ],
-    ids=["bucket-access", "assume-roles", "tls-only"],
+    ids=["bucket-access", "bucket-access-versioned", "assume-roles", "tls-only"],
 )
 def test_identity_and_bucket_policies_pass_parliament(document: policies.PolicyDocument) -> None:
     """parliament knows every IAM action and resource format; no finding means no typo."""
