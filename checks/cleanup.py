@@ -7,6 +7,14 @@ deletes such an object again once its put has settled. The flush takes at most F
 (its threads are daemons, so a hanging endpoint cannot hold the process); what it could not
 delete, or whose put was still in flight, is named on stderr, and the stack's lifecycle rule
 expires it within a day.
+
+In a versioned bucket a delete only hides an object: its version stays, under a new delete
+marker. So the version id S3 gives each put, and the delete marker's each delete creates, are
+recorded with the object, and both the delete step and the flush delete those versions by id
+once the object itself is deleted. Only those: never a version the check did not create, and
+never a listing (the service role has no s3:ListBucketVersions). A role without
+s3:DeleteObjectVersion (a stack from before the grant) leaves them to the lifecycle rule, which
+under the prefix expires noncurrent versions a day on, then the delete markers left alone.
 """
 
 from __future__ import annotations
@@ -14,18 +22,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from checks.explain import DENIED, describe, error_code
 from checks.work import Cancelled
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 5.0
 """How long the final flush may take, after the deadline or an interrupt."""
+VERSION_ACTION = "s3:DeleteObjectVersion"
+"""What deleting a version by id takes; the stack grants it under the check's prefix only."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,46 @@ class Written:
     """Makes an S3 client with the writer's credentials and short timeouts."""
 
 
+def marker_of(answer: Mapping[str, Any]) -> str | None:
+    """The version id of the delete marker a DeleteObject created (a versioned bucket)."""
+    version = answer.get("VersionId")
+    return str(version) if answer.get("DeleteMarker") and version else None
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What became of the versions the check created at one key, once the object was deleted."""
+
+    removed: int
+    """Versions and delete markers deleted by id."""
+    kept: int
+    """Those still there."""
+    denied: str | None = None
+    """S3's error code when it refused the delete (the role lacks s3:DeleteObjectVersion)."""
+    error: str | None = None
+    """Another failure (a timeout, a 500): the final flush tries again."""
+
+    def remain(self) -> str:
+        """What stays and why, one clause for a step detail or a log line."""
+        if self.denied:
+            return (
+                f"{versions_phrase(self.kept)} remain for the bucket's lifecycle rule, which "
+                f"removes them in a day or two: the role lacks {VERSION_ACTION} (S3 answered "
+                f"{self.denied}; `pulumi up` grants it on the check's prefix)"
+            )
+        return (
+            f"{versions_phrase(self.kept)} remain: deleting them failed ({self.error}); "
+            "the final cleanup tries again"
+        )
+
+
+def versions_phrase(count: int) -> str:
+    """The usual pair by name: a put's version and the delete marker that hid it."""
+    if count == 2:
+        return "its 2 versions (the object's and its delete marker)"
+    return f"{count} of its versions and delete markers"
+
+
 class PendingObjects:
     """Thread-safe: many services write and delete at once."""
 
@@ -46,6 +97,10 @@ class PendingObjects:
         self._settled = threading.Condition(self._lock)
         self._pending: dict[tuple[str, str], Written] = {}
         self._in_flight: set[tuple[str, str]] = set()
+        self._versions: dict[tuple[str, str], list[str]] = {}
+        """The versions (and delete markers) the check created at each key, by id."""
+        self._hidden: set[tuple[str, str]] = set()
+        """Keys whose object is deleted; only their versions are left to remove."""
         self.left_behind: list[str] = []
         self.flushed: set[tuple[str, str]] = set()
         """What the final flush deleted (a delete step that ran out of time can say so)."""
@@ -69,11 +124,65 @@ class PendingObjects:
             self._in_flight.discard((bucket, key))
             self._settled.notify_all()
 
+    def created(self, bucket: str, key: str, version: str | None) -> None:
+        """Record a version id S3 answered for the key (a put's, or a delete marker's); None
+        (an unversioned bucket) records nothing."""
+        with self._lock:
+            if not version or (bucket, key) not in self._pending:
+                return
+            known = self._versions.setdefault((bucket, key), [])
+            if version not in known:
+                known.append(version)
+
+    def versions_of(self, bucket: str, key: str) -> list[str]:
+        with self._lock:
+            return list(self._versions.get((bucket, key), ()))
+
     def done(self, bucket: str, key: str) -> None:
+        """The object is gone (or was never written), and so are its versions, or they are
+        left to the lifecycle rule: nothing more to delete."""
         with self._lock:
             self._pending.pop((bucket, key), None)
             self._in_flight.discard((bucket, key))
+            self._versions.pop((bucket, key), None)
+            self._hidden.discard((bucket, key))
             self._settled.notify_all()
+
+    def deleted(self, bucket: str, key: str, answer: Mapping[str, Any], client: Any) -> Removal:
+        """The object's DeleteObject succeeded (its answer given) after its put settled: now
+        delete by id every version the check created there, the new delete marker included.
+
+        All gone, or refused (retrying would be refused too), the key is done; after another
+        failure it stays pending, and the flush deletes what is left.
+        """
+        self.created(bucket, key, marker_of(answer))
+        with self._lock:
+            written = self._pending.get((bucket, key))
+            if written is None:  # another delete (the flush's) finished it meanwhile
+                return Removal(0, 0)
+            self._hidden.add((bucket, key))
+            versions = list(self._versions.get((bucket, key), ()))
+        removed = 0
+        for version in versions:
+            try:
+                client.delete_object(
+                    Bucket=bucket, Key=key, VersionId=version, ExpectedBucketOwner=written.owner
+                )
+            except ClientError as err:
+                kept = len(versions) - removed
+                if error_code(err) in DENIED:  # a retry would be refused as well
+                    self.done(bucket, key)
+                    return Removal(removed, kept, denied=error_code(err))
+                return Removal(removed, kept, error=describe(err))
+            except BotoCoreError as err:
+                return Removal(removed, len(versions) - removed, error=describe(err))
+            removed += 1
+            with self._lock:
+                known = self._versions.get((bucket, key), [])
+                if version in known:
+                    known.remove(version)
+        self.done(bucket, key)
+        return Removal(removed, 0)
 
     def flush(self) -> list[str]:
         """Delete what is still pending, within FLUSH_SECONDS; return what is left."""
@@ -92,6 +201,7 @@ class PendingObjects:
             left = [
                 f"s3://{w.bucket}/{w.key}"
                 + (" (its put was still in flight)" if k in self._in_flight else "")
+                + (" (deleted, but not the versions it left)" if k in self._hidden else "")
                 for k, w in self._pending.items()
             ]
         for where in left:
@@ -118,15 +228,26 @@ class PendingObjects:
             # reaches S3 but before its answer is read, so only a put settled beforehand
             # makes this delete final.
             in_flight = key in self._in_flight
-        try:
-            written.client().delete_object(
-                Bucket=written.bucket, Key=written.key, ExpectedBucketOwner=written.owner
-            )
-        except (ClientError, BotoCoreError) as err:
-            log.info("cleanup of s3://%s/%s failed: %s", written.bucket, written.key, err)
-            return
-        if in_flight:
-            return  # its put may land after this delete: it stays pending for the next round
-        with self._lock:
-            self.flushed.add(key)
-        self.done(written.bucket, written.key)
+            hidden = key in self._hidden  # the delete step deleted it; versions are left
+        client = written.client()
+        answer: Mapping[str, Any] = {}
+        if not hidden:
+            try:
+                answer = client.delete_object(
+                    Bucket=written.bucket, Key=written.key, ExpectedBucketOwner=written.owner
+                )
+            except (ClientError, BotoCoreError) as err:
+                log.info("cleanup of s3://%s/%s failed: %s", written.bucket, written.key, err)
+                return
+            if in_flight:
+                # Its put may land after this delete: it stays pending for the next round,
+                # which deletes this round's delete marker too.
+                self.created(written.bucket, written.key, marker_of(answer))
+                return
+            with self._lock:
+                self.flushed.add(key)
+        outcome = self.deleted(written.bucket, written.key, answer, client)
+        if outcome.denied:  # no step reports on the flush: say it here
+            log.warning("deleted s3://%s/%s, but %s", *key, outcome.remain())
+        elif outcome.error:
+            log.info("cleanup of the versions of s3://%s/%s failed: %s", *key, outcome.error)

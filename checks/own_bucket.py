@@ -4,6 +4,10 @@ The put never overwrites (`If-None-Match: *`) and is recorded for cleanup before
 Its object carries a random token as metadata, so a put that botocore retried after the first
 attempt was in fact stored (a 500 or a read timeout) is recognised as the check's own object,
 not blamed on the user as "an object already exists".
+
+In a versioned bucket the put's version id (or, after such a retry, the one head_object shows
+with the token) is recorded, and the delete step then removes that version and its own delete
+marker by id (checks.cleanup), so a passing run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.cleanup import PendingObjects, Written
+from checks.cleanup import PendingObjects, Written, versions_phrase
 from checks.explain import DENIED, describe, error_code, s3_failure
 from checks.probes import RESERVED_PREFIX, TestObject
 from checks.report import Step
@@ -126,29 +130,35 @@ class OwnBucket:
         timer: Timer,
     ) -> tuple[Step, bool]:
         wrote = f"wrote {len(body)} bytes to {obj.key}"
+        bucket = target.bucket_name
         try:
-            s3.put_object(
+            answer = s3.put_object(
                 Key=obj.key, Body=body, IfNoneMatch="*", Metadata={TOKEN_KEY: obj.token}, **owner
             )
+            self._pending.created(bucket, obj.key, answer.get("VersionId"))
             return Step("put", True, timer.ms, wrote), True
         except ClientError as err:
-            if error_code(err) == "PreconditionFailed" and self._is_ours(s3, owner, obj):
+            if error_code(err) == "PreconditionFailed" and self._stored(s3, owner, obj, bucket):
                 return Step("put", True, timer.ms, f"{wrote} (stored by a retried attempt)"), True
             if error_code(err) in DENIED:
-                self._pending.done(target.bucket_name, obj.key)  # nothing was written
+                self._pending.done(bucket, obj.key)  # nothing was written
             return Step("put", False, timer.ms, _explain(err, "s3:PutObject", target)), False
         except BotoCoreError as err:  # it may have landed before the answer was lost
-            if self._is_ours(s3, owner, obj):
+            if self._stored(s3, owner, obj, bucket):
                 return Step("put", True, timer.ms, f"{wrote} (the answer was lost: {err})"), True
             return Step("put", False, timer.ms, describe(err)), False
 
-    @staticmethod
-    def _is_ours(s3: Any, owner: dict[str, str], obj: TestObject) -> bool:
+    def _stored(self, s3: Any, owner: dict[str, str], obj: TestObject, bucket: str) -> bool:
+        """Whether the object at the key is the check's own (its token); if so its version,
+        which no answer of the put gave, is recorded from the head."""
         try:
-            head = s3.head_object(Key=obj.key, **owner)
+            head: Mapping[str, Any] = s3.head_object(Key=obj.key, **owner)
         except (ClientError, BotoCoreError):
             return False
-        return bool(head.get("Metadata", {}).get(TOKEN_KEY) == obj.token)
+        if head.get("Metadata", {}).get(TOKEN_KEY) != obj.token:
+            return False
+        self._pending.created(bucket, obj.key, head.get("VersionId"))
+        return True
 
     @staticmethod
     def _read_back(
@@ -170,11 +180,18 @@ class OwnBucket:
             return Step("delete", False, 0, "no test object to delete")
         timer = Timer()
         try:
-            prepared.s3.delete_object(
+            answer = prepared.s3.delete_object(
                 Bucket=target.bucket_name, Key=obj.key, ExpectedBucketOwner=target.account
             )
         except (ClientError, BotoCoreError) as err:
             detail = _explain(err, "s3:DeleteObject", target)
             return Step("delete", False, timer.ms, detail + " The final cleanup tries again.")
-        self._pending.done(target.bucket_name, obj.key)
-        return Step("delete", True, timer.ms, f"deleted {obj.key}")
+        # The step proves s3:DeleteObject; in a versioned bucket the versions it leaves go too.
+        # Were they refused, the run still passes: the lifecycle rule is their safety net.
+        left = self._pending.deleted(target.bucket_name, obj.key, answer, prepared.s3)
+        detail = f"deleted {obj.key}"
+        if left.kept:
+            detail += f"; {left.remain()}"
+        elif left.removed:
+            detail += f" and {versions_phrase(left.removed)}"
+        return Step("delete", True, timer.ms, detail)

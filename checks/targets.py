@@ -5,10 +5,13 @@ Every problem is a UsageError with one line that names the file, key or value at
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +22,26 @@ ROLE_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?:.+/)?(?P<name>[\w+=,.@-]+)$"
 )
 TOPOLOGIES = ("shared", "dedicated")
+# The program's own region rule (infra.partition.REGION), copied rather than imported: that
+# module is pure, but the live check runs on hosts that have only the checks package and never
+# imports infra (tests/test_targets.py asserts both that and that the two patterns are equal).
+# The area must be one AWS uses, so `mars-north-9` is refused here, not as an endpoint that
+# does not resolve, request after request.
+REGION = re.compile(
+    r"(?P<area>af|ap|ca|cn|eu|il|me|mx|sa|us)(?P<kind>-gov|-iso[a-z]?)?"
+    r"-(?:north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9][0-9]?"
+)
+MAX_OUTPUTS_BYTES = 16 * 1024 * 1024
+"""Far above any stack's outputs (300 services take about 200 KiB); anything larger is not
+one, and reading it whole could exhaust memory."""
+_SAVE_IT = "save `pulumi stack output --json` to a file, or pass --stack"
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class UsageError(Exception):
@@ -95,9 +118,15 @@ def parse_outputs(document: Any, origin: str) -> Targets:
     host_role_arn = document.get("hostRoleArn")
     if topology == "shared":
         host_role_arn = _require_str(origin, document, "hostRoleArn")
+    region = _require_str(origin, document, "region")
+    if not REGION.fullmatch(region):
+        raise UsageError(
+            f"{origin}: 'region' {region!r} is not an AWS region "
+            "(e.g. us-east-1, eu-west-1, cn-north-1, us-gov-west-1)"
+        )
     return Targets(
         topology=topology,
-        region=_require_str(origin, document, "region"),
+        region=region,
         services=services,
         host_role_arn=host_role_arn,
         host_instance_id=document.get("hostInstanceId"),
@@ -120,20 +149,90 @@ def _digest(document: Mapping[str, Any]) -> str | None:
     return hashlib.sha256(config.encode()).hexdigest() if isinstance(config, str) else None
 
 
-def load_outputs_file(path: Path) -> Targets:
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular file is, or None for a regular one."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _NOT_REGULAR if test(mode)), "a special file")
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Up to `limit` bytes: a file that grows while it is read cannot keep the reader going."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_outputs_file(path: Path) -> bytes:
+    name = str(path)
     try:
-        text = path.read_text()
+        # Looked at before it is opened: opening a FIFO for reading blocks until a writer
+        # comes, and a device such as /dev/zero never ends.
+        before = path.stat()
+        if kind := _kind(before.st_mode):
+            raise UsageError(f"outputs file {name!r} is {kind}, not a regular file; {_SAVE_IT}")
+        if before.st_size > MAX_OUTPUTS_BYTES:
+            raise UsageError(f"outputs file {name!r} is larger than {_size(MAX_OUTPUTS_BYTES)}")
+        # O_NONBLOCK: were the path swapped for a FIFO since, the open still returns at once
+        # (a regular file ignores the flag), and the fstat below refuses it.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise UsageError(f"outputs file {str(path)!r} does not exist") from None
+        raise UsageError(f"outputs file {name!r} does not exist") from None
     except OSError as err:
-        raise UsageError(f"cannot read outputs file {str(path)!r}: {err.strerror}") from None
+        raise UsageError(f"cannot read outputs file {name!r}: {err.strerror}") from None
+    try:
+        if kind := _kind(os.fstat(fd).st_mode):
+            raise UsageError(f"outputs file {name!r} is {kind}, not a regular file; {_SAVE_IT}")
+        data = _read_at_most(fd, MAX_OUTPUTS_BYTES + 1)
+    except OSError as err:
+        raise UsageError(f"cannot read outputs file {name!r}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_OUTPUTS_BYTES:
+        raise UsageError(f"outputs file {name!r} is larger than {_size(MAX_OUTPUTS_BYTES)}")
+    return data
+
+
+def load_outputs_file(path: Path) -> Targets:
+    """Read `pulumi stack output --json` saved to a file: UTF-8 JSON in a regular file."""
+    name = str(path)
+    data = _read_outputs_file(path)
+    # A byte-order mark, as some editors write, is still UTF-8.
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = bom + err.start
+        raise UsageError(
+            f"outputs file {name!r} is not UTF-8 (byte 0x{data[offset]:02x} at offset "
+            f"{offset}); save `pulumi stack output --json` as UTF-8"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:
         raise UsageError(
-            f"outputs file {str(path)!r} is not valid JSON (line {err.lineno}: {err.msg})"
+            f"outputs file {name!r} is not valid JSON (line {err.lineno}: {err.msg})"
         ) from None
-    return parse_outputs(document, str(path))
+    except RecursionError:
+        raise UsageError(
+            f"outputs file {name!r} nests deeper than the JSON reader can follow; "
+            "stack outputs nest a few levels"
+        ) from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        reason = str(err).split(";")[0]  # not the advice to raise Python's own limit
+        raise UsageError(f"outputs file {name!r} is not valid JSON ({reason})") from None
+    return parse_outputs(document, name)
 
 
 def load_stack_outputs(stack: str | None) -> Targets:

@@ -96,3 +96,184 @@ def test_the_live_check_needs_only_boto3_and_rich() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    """The CLI in-process: its exit code and the lines it wrote to stderr."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert captured.out == "", "a refused run prints no report"
+    return code, captured.err.splitlines()
+
+
+def refused(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """`--outputs path` must be one `checks: error:` line naming the file, and exit 2."""
+    code, lines = run_cli(["--outputs", str(path)], capsys)
+    assert code == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("checks: error: "), lines
+    assert str(path) in lines[0], lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"region": "eu-west-1\xff"}', "is not UTF-8 (byte 0xff at offset 21)"),
+        (b"\xff\xfe{\x00}\x00", "is not UTF-8 (byte 0xff at offset 0)"),
+        (b"\xef\xbb\xbf{\xff}", "is not UTF-8 (byte 0xff at offset 4)"),
+        (b"[" * 200_000 + b"]" * 200_000, "nests deeper than"),
+        (b'{"n": ' + b"1" * 5_000 + b"}", "is not valid JSON"),
+    ],
+    ids=["latin-1", "utf-16", "bom-then-latin-1", "200000-deep", "a-5000-digit-number"],
+)
+def test_an_outputs_file_json_cannot_read_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, problem: str
+) -> None:
+    """What the json module or the decoder cannot take (it raised UnicodeDecodeError,
+    RecursionError or a bare ValueError, each a traceback) is one line that says why."""
+    path = tmp_path / "outputs.json"
+    path.write_bytes(content)
+    assert problem in refused(path, capsys)
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    """Windows editors write UTF-8 with a byte-order mark; it is still UTF-8 JSON."""
+    from checks.targets import load_outputs_file
+
+    path = tmp_path / "outputs.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(OUTPUTS).encode())
+    assert load_outputs_file(path).region == "us-east-1"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    """Opening a FIFO for reading blocks until a writer comes, which may be never: the check
+    must refuse it unopened. A real process, with a timeout, so a regression fails rather
+    than hanging the suite."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "outputs.json"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "checks", "--outputs", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("checks: error: ") and str(fifo) in line
+    assert "is a FIFO (named pipe), not a regular file" in line, line
+
+
+@pytest.mark.parametrize(
+    ("device", "kind"),
+    [("/dev/zero", "a character device"), ("/dev/null", "a character device")],
+)
+def test_a_device_is_refused(device: str, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """/dev/zero never ends (read_text would exhaust memory), /dev/null is empty: neither is a
+    file of stack outputs, and a terminal's /dev/stdin is a character device too."""
+    if not Path(device).exists():
+        pytest.skip(f"no {device} here")
+    assert f"is {kind}, not a regular file" in refused(Path(device), capsys)
+
+
+def test_a_directory_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "is a directory, not a regular file" in refused(tmp_path, capsys)
+
+
+def test_an_outputs_file_over_the_cap_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A huge file is refused by its size, before a byte is read."""
+    from checks import targets
+
+    path = tmp_path / "outputs.json"
+    with path.open("wb") as out:
+        out.truncate(targets.MAX_OUTPUTS_BYTES + 1)  # sparse: no disk used
+
+    def no_read(*_args: object) -> bytes:
+        raise AssertionError("a file over the cap was read")
+
+    monkeypatch.setattr(targets, "_read_at_most", no_read)
+    assert "is larger than 16 MiB" in refused(path, capsys)
+
+
+def test_a_file_that_grows_while_read_is_read_no_further_than_the_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log-like file growing as it is read (its size was small when looked at): the reader
+    stops one byte past the cap and refuses it, instead of reading on for ever."""
+    from checks import targets
+
+    monkeypatch.setattr(targets, "MAX_OUTPUTS_BYTES", 1024)
+    path = tmp_path / "outputs.json"
+    path.write_bytes(b"{")
+    real = targets._read_at_most
+    asked: list[int] = []
+
+    def growing(fd: int, limit: int) -> bytes:
+        asked.append(limit)
+        with path.open("ab") as more:  # it grows after the size was checked
+            more.write(b" " * 4096)
+        return real(fd, limit)
+
+    monkeypatch.setattr(targets, "_read_at_most", growing)
+    assert "is larger than 1 KiB" in refused(path, capsys)
+    assert asked == [1025], "at most the cap and one byte are read"
+
+
+def test_a_signal_while_the_outputs_are_read_is_the_documented_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT or SIGTERM while the file is read (a slow network mount): `checks: interrupted
+    by SIGINT`, exit 130, no traceback. The reader itself sends the signal once it is about to
+    block, so the signal always arrives while loading (no sleep to race against)."""
+    import signal
+    import threading
+
+    from checks import targets
+
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(OUTPUTS))
+    never = threading.Event()
+
+    def blocking(_fd: int, _limit: int) -> bytes:
+        os.kill(os.getpid(), signal.SIGINT)  # ready: from here on the reader blocks
+        never.wait(30)  # the handler's Interrupted ends this wait at once
+        raise AssertionError("the signal did not interrupt the read")
+
+    monkeypatch.setattr(targets, "_read_at_most", blocking)
+    code, lines = run_cli(["--outputs", str(path)], capsys)
+    assert (code, lines) == (130, ["checks: interrupted by SIGINT"])
+
+
+@pytest.mark.parametrize(
+    "region",
+    ["mars-north-9", "zz-north-1", "us-east-1\n", " us-east-1", "US-EAST-1", "us-east", "useast1"],
+)
+def test_a_region_output_that_is_no_aws_region_names_it(region: str) -> None:
+    """The check would send every request to an endpoint that does not exist (and botocore
+    refuses some names with its own traceback): the region's shape and area are checked, as
+    the program's config does."""
+    with pytest.raises(UsageError, match=r"'region' .* is not an AWS region"):
+        parse_outputs({**OUTPUTS, "region": region}, "outputs.json")
+
+
+@pytest.mark.parametrize(
+    "region", ["us-east-1", "eu-central-2", "il-central-1", "cn-northwest-1", "us-gov-west-1"]
+)
+def test_real_regions_are_accepted(region: str) -> None:
+    assert parse_outputs({**OUTPUTS, "region": region}, "outputs.json").region == region
+
+
+def test_the_region_rule_is_the_programs() -> None:
+    """The live check must not import infra (a host has only the checks package, see above),
+    so it holds its own copy of the region pattern; this keeps the two the same."""
+    from checks.targets import REGION
+    from infra.partition import REGION as PROGRAM_REGION
+
+    assert REGION.pattern == PROGRAM_REGION.pattern
