@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import boto3
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from checks.expectations import Checker, CheckOptions
 from checks.progress import Progress
+from checks.reach.steps import PendingReach, with_reach
 from checks.report import Report, write_json, write_table
 from checks.signals import Interrupted, deferred, interrupts
 from checks.targets import (
@@ -26,9 +27,12 @@ from checks.targets import (
     load_stack_outputs,
 )
 from checks.via_ssm import run_via_ssm
+from checks.work import Deadline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DEADLINE = 300.0
+DEFAULT_ROTATION = 1
+"""With the reach proof, each service role probes one other bucket, in rotation."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,6 +116,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="dedicated topology: accept that get on the other services' buckets is not proven "
         "(it needs an object only their own instances can write); the report still says so",
     )
+    reach = parser.add_mutually_exclusive_group()
+    reach.add_argument(
+        "--audit-profile",
+        metavar="NAME",
+        help="read the account's IAM and the bucket policies for the reach proof with this AWS "
+        "profile (default: the caller's own credentials)",
+    )
+    reach.add_argument(
+        "--without-reach",
+        action="store_true",
+        help="skip the reach proof, accepting that only the probed paths are proven; every "
+        "pair is then probed",
+    )
+    parser.add_argument(
+        "--reach-only",
+        action="store_true",
+        help="run only the reach proof, no probes (CI after a deploy, the nightly drift run)",
+    )
+    parser.add_argument(
+        "--full-probes",
+        action="store_true",
+        help="probe every pair of identity and bucket even though the reach proof covers them "
+        "(by default the probes are a rotation that checks the proof against reality)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--via-ssm",
@@ -148,34 +176,96 @@ def _load(args: argparse.Namespace) -> Targets:
     return load_stack_outputs(args.stack)
 
 
+def refuse_conflicts(args: argparse.Namespace) -> None:
+    """Options that cannot go together, each named, before anything is read or sent."""
+    if args.reach_only:
+        for given, option in (
+            (args.without_reach, "--without-reach"),
+            (args.via_ssm, "--via-ssm"),
+            (args.full_probes, "--full-probes"),
+            (args.sample is not None, "--sample"),
+            (args.without_peer_get, "--without-peer-get"),
+        ):
+            if given:
+                raise UsageError(f"--reach-only runs no probes: {option} does not go with it")
+    if args.full_probes and args.sample is not None:
+        raise UsageError("--full-probes and --sample contradict each other: choose one")
+
+
+def probe_sample(args: argparse.Namespace) -> int | None:
+    """How many other buckets each service role probes.
+
+    With the reach proof, the documents prove every pair, so by default the probes are a
+    rotation that still sends every kind of probe from every identity and to every bucket:
+    a check of the model against reality. Without it, every pair is probed.
+    """
+    if args.sample is not None:
+        return int(args.sample)
+    if args.full_probes or args.without_reach:
+        return None
+    return DEFAULT_ROTATION
+
+
+def _session(profile: str | None = None) -> boto3.Session:
+    try:
+        return boto3.Session(profile_name=profile)
+    except ProfileNotFound:
+        raise UsageError(f"--audit-profile {profile!r}: no such AWS profile") from None
+    except BotoCoreError as err:  # e.g. AWS_PROFILE names a profile that does not exist
+        raise UsageError(f"cannot set up AWS credentials: {err}") from None
+
+
 def _check(args: argparse.Namespace) -> Report:
     if args.config_file is not None:
         raise UsageError("--config-file goes with --rehearse")
+    refuse_conflicts(args)
     targets = _load(args)
     names = select(targets, args.service)
-    try:
-        session = boto3.Session()
-    except BotoCoreError as err:  # e.g. AWS_PROFILE names a profile that does not exist
-        raise UsageError(f"cannot set up AWS credentials: {err}") from None
+    session = _session()
+    reader = _session(args.audit_profile) if args.audit_profile else session
     if args.without_peer_get and (args.via_ssm or targets.topology != "dedicated"):
         raise UsageError("--without-peer-get is for the check on a dedicated-topology instance")
+    deadline = Deadline(args.deadline)
+    # The proof reads beside the probes, under the same deadline; it covers every service
+    # unless --service narrowed the run.
+    pending = None if args.without_reach else PendingReach(reader, targets, names, deadline)
+    if pending is not None and args.reach_only:
+        return with_reach(Report(_reader_arn(reader), {}), pending, only_checked=False)
     if args.via_ssm:
-        return run_via_ssm(
+        report = run_via_ssm(
             session,
             targets,
             names,
             wait_seconds=args.wait,
-            deadline_seconds=args.deadline,
-            sample=args.sample,
+            deadline_seconds=deadline.remaining(),
+            sample=probe_sample(args),
         )
-    options = CheckOptions(
-        wait_seconds=args.wait,
-        deadline_seconds=args.deadline,
-        sample=args.sample,
-        progress=Progress(),
-        without_peer_get=args.without_peer_get,
-    )
-    return Checker(session, targets, options).run(names)
+    else:
+        options = CheckOptions(
+            wait_seconds=args.wait,
+            deadline_seconds=max(deadline.remaining(), 1.0),
+            sample=probe_sample(args),
+            progress=Progress(),
+            without_peer_get=args.without_peer_get,
+        )
+        report = Checker(session, targets, options).run(names)
+    if pending is None:
+        report.extra["reach"] = {"ok": None, "skipped": "--without-reach"}
+        return report
+    return with_reach(report, pending)
+
+
+def _reader_arn(reader: boto3.Session) -> str:
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    try:
+        return str(reader.client("sts").get_caller_identity()["Arn"])
+    except NoCredentialsError:
+        raise UsageError("no usable AWS credentials for the reach proof") from None
+    except (ClientError, BotoCoreError) as err:
+        raise CheckError(
+            f"sts:GetCallerIdentity failed for the reach proof's reader: {err}"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

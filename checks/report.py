@@ -94,6 +94,8 @@ def write_table(report: Report, out: IO[str]) -> None:
     console.print(f"{passed}/{len(report.services)} services pass: {summary}")
     if proof := report.extra.get("proof"):
         console.print(proof_line(proof))
+    if (reach := report.extra.get("reach")) is not None:
+        console.print(reach_line(reach))
 
 
 def proof_line(proof: Mapping[str, Any]) -> str:
@@ -106,6 +108,26 @@ def proof_line(proof: Mapping[str, Any]) -> str:
             "step names what was not proven"
         )
     return f"proof: {planned:,} of {planned:,} denial probes ran{how}"
+
+
+def reach_line(reach: Mapping[str, Any]) -> str:
+    """Which parts the documents prove, and what they did not cover."""
+    if reach.get("skipped"):
+        return f"reach: not proven ({reach['skipped']}): only the probed paths are proven"
+    if "error" in reach:
+        return "reach: NOT PROVEN: the documents could not be read (see the reach steps)"
+    verdict = "no identity reaches beyond the design" if reach["ok"] else "FINDINGS (see reach)"
+    line = (
+        f"reach: proven by documents for every path ({reach['judged']:,} identities judged of "
+        f"{reach['rolesRead']:,} roles): {verdict}; the probes check the documents against "
+        "AWS's answers"
+    )
+    if missed := reach.get("notCovered"):
+        line += (
+            f"; not covered (--service): the roles {', '.join(missed['roles'])} and the "
+            f"buckets {', '.join(missed['buckets'])}"
+        )
+    return line
 
 
 def write_matrix(

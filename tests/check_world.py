@@ -10,6 +10,7 @@ Variations break one side of the wiring at a time.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,14 @@ from typing import Any
 
 import boto3
 
+from checks.reach.read import read_policy
 from infra import policies
 
 ACCOUNT = "123456789012"
 EC2 = "ec2.amazonaws.com"
 REGION = "us-east-1"
 INSTANCE_ID = "i-0123456789abcdef0"
+AUDITOR = "auditor"
 USER_KEY = "data/keep.txt"
 USER_BODY = b"user data that the check must never touch\n"
 
@@ -43,6 +46,8 @@ class Wiring:
     host_reads_iam: bool = False
     """Let the host call iam:GetRole, so the check can say which side is missing."""
     topology: str = "shared"
+    versioned: bool = False
+    """Versioning on every bucket, and the service roles' grant for a versioned bucket."""
 
 
 @dataclass
@@ -105,6 +110,8 @@ def build(wiring: Wiring = Wiring()) -> World:
     for service in wiring.services:
         bucket = bucket_of(service)
         s3.create_bucket(Bucket=bucket)
+        if wiring.versioned:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         s3.put_object(Bucket=bucket, Key=USER_KEY, Body=USER_BODY)
         principals = [host["Arn"]] if shared and service in trusting else []
         role = iam.create_role(
@@ -112,7 +119,7 @@ def build(wiring: Wiring = Wiring()) -> World:
             Path=policies.service_role_path("dev"),
             AssumeRolePolicyDocument=json.dumps(policies.trust_policy(EC2, principals)),
         )["Role"]
-        grant = policies.bucket_access_policy(f"arn:aws:s3:::{bucket}")
+        grant = policies.bucket_access_policy(f"arn:aws:s3:::{bucket}", versioned=wiring.versioned)
         extra = list(wiring.service_extra.get(service, ()))
         iam.put_role_policy(
             RoleName=role["RoleName"],
@@ -149,9 +156,31 @@ def build(wiring: Wiring = Wiring()) -> World:
     else:
         outputs["instances"] = {s: INSTANCE_ID for s in wiring.services}
         caller_role = services[wiring.services[0]]["roleArn"]
+    add_auditor(iam)
     # What EC2 does for the instance profile: assume the role, session named after the instance.
     credentials = sts.assume_role(RoleArn=caller_role, RoleSessionName=INSTANCE_ID)["Credentials"]
     return World(outputs=outputs, credentials=credentials)
+
+
+def add_auditor(iam: Any, policy: Mapping[str, Any] | None = None) -> None:
+    """A user holding the README's read policy, as the AWS profile `auditor`.
+
+    The reach proof reads with it (`--audit-profile auditor`): the host role itself may read
+    no IAM. Its keys go to the shared credentials file the `aws` fixture points AWS_* at.
+    """
+    iam.create_user(UserName=AUDITOR)
+    iam.put_user_policy(
+        UserName=AUDITOR,
+        PolicyName="reach-proof-read",
+        PolicyDocument=json.dumps(read_policy() if policy is None else policy),
+    )
+    key = iam.create_access_key(UserName=AUDITOR)["AccessKey"]
+    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    if path:
+        Path(path).write_text(
+            f"[{AUDITOR}]\naws_access_key_id = {key['AccessKeyId']}\n"
+            f"aws_secret_access_key = {key['SecretAccessKey']}\n"
+        )
 
 
 def objects(bucket: str) -> dict[str, bytes]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from check_world import (
     ACCOUNT,
+    AUDITOR,
     INSTANCE_ID,
     USER_BODY,
     USER_KEY,
@@ -28,7 +29,18 @@ from checks.expectations import RESERVED_PREFIX, Checker, CheckOptions
 from checks.own_bucket import OwnBucket
 from checks.targets import parse_outputs
 
-SHARED_STEPS = ["direct access denied", "assume role", "list", "put", "get", "isolation", "delete"]
+SHARED_STEPS = [
+    "reach",
+    "direct access denied",
+    "assume role",
+    "list",
+    "put",
+    "get",
+    "isolation",
+    "delete",
+]
+READER = ("--audit-profile", AUDITOR)
+"""The reach proof reads with the world's auditor; the host role may read no IAM."""
 HOST_SOURCE = f"arn:aws:sts::{ACCOUNT}:assumed-role/dev-host-role-0a1b2c3/{INSTANCE_ID}"
 
 
@@ -50,7 +62,7 @@ def run_check(
         monkeypatch.setenv(name, value)
     outputs = world.write_outputs(tmp_path)
     with aws_iam_rules():
-        code = main(["--outputs", str(outputs), "--wait", "0", *extra])
+        code = main(["--outputs", str(outputs), "--wait", "0", *READER, *extra])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -96,8 +108,19 @@ def test_json_is_exactly_the_documented_shape(
     world = build(Wiring(services=("service-a",)))
     code, report = check_json(world, tmp_path, monkeypatch, capsys)
     assert code == 0
-    assert set(report) == {"ok", "source", "services", "proof"}
-    assert report["proof"] == {"planned": 4, "done": 4, "sample": None}, "the host's 4 probes"
+    assert set(report) == {"ok", "source", "services", "proof", "reach"}
+    assert set(report["reach"]) == {
+        "ok",
+        "rolesRead",
+        "judged",
+        "edges",
+        "findings",
+        "hostReachedBy",
+        "notCovered",
+        "roleReach",
+        "beyond",
+    }
+    assert report["proof"] == {"planned": 4, "done": 4, "sample": 1}, "the host's 4 probes"
     (step, *_) = report["services"]["service-a"]["steps"]
     assert set(step) == {"name", "ok", "ms", "detail"}
     assert "isolation" not in steps(report, "service-a"), "one service has no other bucket"
@@ -240,6 +263,7 @@ def test_dedicated_credentials_check_their_own_service(
     assert code == 0, report
     assert list(report["services"]) == ["service-a"]
     assert [s["name"] for s in report["services"]["service-a"]["steps"]] == [
+        "reach",
         "list",
         "put",
         "get",

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from check_world import REGION, USER_BODY, USER_KEY, Wiring, World, build, objects
+from check_world import AUDITOR, REGION, USER_BODY, USER_KEY, Wiring, World, build, objects
 from fault_server import FaultyApp, answer_500, serve, stall, stall_then_store, store_then
 
 from checks.aws_rules import aws_iam_rules
@@ -58,13 +58,14 @@ def start(world: World, tmp_path: Path, url: str, *extra: str) -> subprocess.Pop
         "AWS_ENDPOINT_URL": url,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        # The world's auditor profile, which the reach proof reads with.
+        "AWS_SHARED_CREDENTIALS_FILE": os.environ["AWS_SHARED_CREDENTIALS_FILE"],
         "AWS_EC2_METADATA_DISABLED": "true",
         **world.environment(),
     }
     command = [sys.executable, "-m", "checks", "--outputs", str(world.write_outputs(tmp_path))]
     return subprocess.Popen(
-        [*command, "--wait", "0", "--json", *extra],
+        [*command, "--wait", "0", "--json", "--audit-profile", AUDITOR, *extra],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

@@ -63,11 +63,22 @@ def test_dedicated_topology_rehearses_as_each_services_own_role() -> None:
     report = rehearsal.report
     assert report.ok, json.dumps(report.as_json(), indent=1)
     assert "host role" not in matrix_rows(rehearsal)
-    assert set(report.extra["matrix"]) == {"columns", "rows"}, "no hostAssumes without a host"
+    assert set(report.extra["matrix"]) == {"columns", "rows", "roleReach", "beyond"}, (
+        "no hostAssumes without a host"
+    )
+    assert report.extra["matrix"]["roleReach"] == [], "no role reaches another by documents"
+    assert report.extra["matrix"]["beyond"] == []
     assert len(report.source.split(", ")) == 2, "the README: one caller per service"
     assert report.source.count(":assumed-role/") == 2
     for service in ("service-a", "service-b"):
-        assert list(steps(rehearsal, service)) == ["list", "put", "get", "isolation", "delete"]
+        assert list(steps(rehearsal, service)) == [
+            "reach",
+            "list",
+            "put",
+            "get",
+            "isolation",
+            "delete",
+        ]
 
 
 def test_dropping_the_hosts_assume_statement_is_diagnosed_as_the_identity_side() -> None:
@@ -117,7 +128,12 @@ def test_widening_a_service_role_to_everything_breaks_isolation() -> None:
     isolation = steps(rehearsal, "service-a")["isolation"]
     assert not isolation.ok and "service-a's role can list" in isolation.detail
     assert matrix_rows(rehearsal)["service-a role"]["service-b"] == EVERYTHING
-    assert rehearsal.report.services["service-b"].ok
+    # service-b's own steps hold, but its data is reached: the documents fail its reach step.
+    service_b = steps(rehearsal, "service-b")
+    assert all(s.ok for name, s in service_b.items() if name != "reach"), service_b
+    assert not service_b["reach"].ok
+    assert "service-a role → s3:GetObject on" in service_b["reach"].detail
+    assert "inline policy service-a-bucket-access of role" in service_b["reach"].detail
 
 
 def test_giving_the_host_direct_s3_access_is_over_privileged() -> None:
@@ -158,9 +174,9 @@ def test_cli_rehearsal_json_has_the_report_and_the_matrix(
     assert main(["--rehearse", "--config-file", str(config), "--json"]) == 0
     captured = capsys.readouterr()
     document = json.loads(captured.out)
-    assert set(document) == {"ok", "source", "services", "matrix", "proof"}
-    assert document["proof"] == {"planned": 4, "done": 4, "sample": None}, "the host on solo"
-    assert set(document["matrix"]) == {"columns", "rows", "hostAssumes"}
+    assert set(document) == {"ok", "source", "services", "matrix", "proof", "reach"}
+    assert document["proof"] == {"planned": 4, "done": 4, "sample": 1}, "the host on solo"
+    assert set(document["matrix"]) == {"columns", "rows", "hostAssumes", "roleReach", "beyond"}
     assert set(document["matrix"]["rows"]["host role"]["solo"]) == {
         "list",
         "read",

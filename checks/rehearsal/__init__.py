@@ -22,12 +22,22 @@ def rehearse(args: argparse.Namespace, started: float) -> int:
             "--stack and --config-file both name the stack config; give one "
             f"(--stack {args.stack} reads Pulumi.{args.stack}.yaml)"
         )
+    if args.audit_profile or args.reach_only:
+        raise UsageError(
+            "--rehearse reads the emulator with its own auditor: drop --audit-profile, --reach-only"
+        )
+    from checks.cli import probe_sample, refuse_conflicts
     from checks.rehearsal import matrix
     from checks.rehearsal.run import config_path, load_stack_config, run_rehearsal
 
+    refuse_conflicts(args)
     stack, path = config_path(args.stack, args.config_file)
-    options = CheckOptions(deadline_seconds=args.deadline, sample=args.sample, progress=Progress())
-    rehearsal = run_rehearsal(load_stack_config(path), stack=stack, options=options)
+    options = CheckOptions(
+        deadline_seconds=args.deadline, sample=probe_sample(args), progress=Progress()
+    )
+    rehearsal = run_rehearsal(
+        load_stack_config(path), stack=stack, options=options, reach=not args.without_reach
+    )
     report = rehearsal.report
     with deferred():  # a signal now waits until the report is out whole
         if args.json:
@@ -39,6 +49,12 @@ def rehearse(args: argparse.Namespace, started: float) -> int:
             if "hostAssumes" in access:
                 assumable = [name for name, ok in access["hostAssumes"].items() if ok]
                 print(f"the host role assumes: {', '.join(assumable) or 'nothing'}")
+            if "roleReach" in access:
+                print(f"role-to-role reach (documents): {', '.join(access['roleReach']) or 'none'}")
+                beyond = [
+                    f"{b['identity']} {b['action']} on {b['bucket']}" for b in access["beyond"]
+                ]
+                print(f"actions beyond list, get, put, delete: {', '.join(beyond) or 'none'}")
         sys.stdout.flush()
     t = rehearsal.timings
     print(

@@ -10,6 +10,7 @@ No AWS account and no network: moto runs in-process.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -25,11 +26,14 @@ from checks import signals
 from checks.aws_rules import aws_iam_rules, aws_policy_rules
 from checks.expectations import Checker, CheckOptions
 from checks.probes import TestObject
+from checks.reach.read import read_policy
+from checks.reach.steps import PendingReach, with_reach
 from checks.rehearsal import matrix
 from checks.rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
 from checks.rehearsal.host import apply_associations
 from checks.report import Report, Step
 from checks.targets import CheckError, Targets, UsageError, parse_outputs
+from checks.work import Deadline
 from infra.errors import ConfigError
 from infra.mock_program import PROGRAM, evaluate
 from infra.partition import Partition, partition_of_region
@@ -150,19 +154,19 @@ def _as_role(base: boto3.Session, sts: Any, role_arn: str, session_name: str) ->
     return RoleSession(base, credentials)
 
 
-def _inspector(region: str) -> Any:
-    """An IAM client allowed iam:GetRole, so the report can say which side of a trust is missing."""
+def _inspector(region: str, partition: str) -> boto3.Session:
+    """A user holding the README's read policy for the reach proof, plus iam:GetRole, so the
+    report can say which side of a trust is missing. Its policy is enforced: the rehearsal
+    proves the documented read policy is enough."""
     iam = boto3.client("iam", region_name=region)
     iam.create_user(UserName=INSPECTOR)
+    policy = read_policy(partition)
+    policy["Statement"].append({"Effect": "Allow", "Action": "iam:GetRole", "Resource": "*"})
     iam.put_user_policy(
-        UserName=INSPECTOR,
-        PolicyName="read-roles",
-        PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
-        '"Action": "iam:GetRole", "Resource": "*"}]}',
+        UserName=INSPECTOR, PolicyName="read-for-the-check", PolicyDocument=json.dumps(policy)
     )
     key = iam.create_access_key(UserName=INSPECTOR)["AccessKey"]
-    return boto3.client(
-        "iam",
+    return boto3.Session(
         region_name=region,
         aws_access_key_id=key["AccessKeyId"],
         aws_secret_access_key=key["SecretAccessKey"],
@@ -229,6 +233,14 @@ def _check(targets: Targets, outputs: Mapping[str, Any], options: CheckOptions) 
     return report
 
 
+def _show_reach(report: Report) -> None:
+    """The matrix shows what the documents prove: role-to-role reach, actions beyond the four."""
+    reach, access = report.extra["reach"], report.extra.get("matrix")
+    if access is not None and "roleReach" in reach:
+        access["roleReach"] = reach["roleReach"]
+        access["beyond"] = reach["beyond"]
+
+
 def _prepend_profile_steps(report: Report, targets: Targets, profiles: Mapping[str, str]) -> None:
     """Each service's first step: the file the association installed names its role."""
     for name, result in report.services.items():
@@ -269,6 +281,7 @@ def run_rehearsal(
     stack: str = "dev",
     tamper: Tamper | None = None,
     options: CheckOptions = CheckOptions(),  # noqa: B008 (frozen, never mutated)
+    reach: bool = True,
 ) -> Rehearsal:
     """Deploy the program with this stack config into moto and check it."""
     region = str(config.get("aws:region") or DEFAULT_REGION)
@@ -297,10 +310,23 @@ def run_rehearsal(
                 f"the deploy into the emulator took the whole deadline "
                 f"({options.deadline_seconds:.0f} s, --deadline)"
             )
+        reader = _inspector(region, _partition(region))
         options = replace(
-            options, wait_seconds=0, workers=1, inspector=_inspector(region), deadline_seconds=left
+            options,
+            wait_seconds=0,
+            workers=1,
+            inspector=reader.client("iam"),
+            deadline_seconds=left,
         )
         report = _check(targets, outputs, options)
+        left = options.deadline_seconds - (time.perf_counter() - start)
+        if reach:
+            with aws_iam_rules():
+                pending = PendingReach(reader, targets, [], Deadline(max(left, 1.0)))
+                with_reach(report, pending)
+            _show_reach(report)
+        else:
+            report.extra["reach"] = {"ok": None, "skipped": "--without-reach"}
         if profiles is not None:
             _prepend_profile_steps(report, targets, profiles)
         checked = time.perf_counter()

@@ -1,0 +1,112 @@
+"""The guarantees, as pure functions over IAM and bucket policy documents.
+
+Written once, used wherever a guarantee is checked: by the reach proof on the documents the
+account holds, and by the CrossGuard policy pack on the documents a preview declares. Nothing
+here imports boto3, pulumi or pulumi-policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from checks.reach import catalogue
+from checks.reach.documents import Statement
+
+# The only grants a service role holds on its own bucket: (action, scope).
+OWN_GRANTS = frozenset(
+    {
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", "objects"),
+        ("s3:PutObject", "objects"),
+        ("s3:DeleteObject", "objects"),
+    }
+)
+OWN_OPTIONAL = frozenset({("s3:DeleteObjectVersion", "check objects")})
+"""Versioned buckets: the check removes the versions it wrote, under its own prefix only."""
+
+ACCOUNT_ROOT = re.compile(r"^(?:\d{12}|arn:[\w-]+:iam::\d{12}:root)$")
+NAMED_PRINCIPAL = re.compile(r"^arn:[\w-]+:(?:iam|sts)::\d{12}:(?:role|user|assumed-role)/.+$")
+
+
+def wide_principal(kind: str, value: str) -> str | None:
+    """Why an AWS principal entry names more than one identity, or None for a named one."""
+    if kind == "*" or value == "*":
+        return 'any principal ("*")'
+    if kind != "AWS":
+        return None
+    if ACCOUNT_ROOT.match(value):
+        return f'the whole account "{value}"'
+    if not NAMED_PRINCIPAL.match(value):
+        return f'"{value}", which is not one role or user ARN'
+    return None
+
+
+def stack_trust_problems(
+    trust: Iterable[Statement], allowed: set[str] | None, ec2_principals: frozenset[str]
+) -> list[tuple[str, str]]:
+    """(where, problem) for each way a stack role's trust lets in more than the design says.
+
+    `allowed` is the set of role or user ARNs it may name (for a service role, the host role
+    in the shared topology and nothing in the dedicated one); None lets it name any one role
+    or user (the host role's trusted operators), never more than one at a time.
+    """
+    found: list[tuple[str, str]] = []
+    for statement in trust:
+        if not statement.allow:
+            continue
+        if statement.not_principal:
+            found.append((statement.where, "trusts everyone but its NotPrincipal"))
+            continue
+        for kind, value in statement.principals:
+            wide = wide_principal(kind, value)
+            if wide:
+                found.append(
+                    (
+                        statement.where,
+                        f"trusts {wide}: name the one role or user ARN instead, or remove it",
+                    )
+                )
+            elif kind == "Service" and value not in ec2_principals:
+                found.append((statement.where, f'trusts the service "{value}": only EC2 may'))
+            elif kind == "Federated":
+                found.append((statement.where, f'trusts the identity provider "{value}"'))
+            elif kind == "AWS" and allowed is not None and value not in allowed:
+                who = "only the host role may" if allowed else "no IAM principal may"
+                found.append((statement.where, f'trusts "{value}": {who}'))
+    return found
+
+
+def bucket_policy_strangers(
+    policy: Iterable[Statement], own_role: str
+) -> Iterator[tuple[Statement, str]]:
+    """(statement, principal) for each Allow of a bucket policy to anyone but its own role."""
+    for statement in policy:
+        if not statement.allow:
+            continue
+        if statement.not_principal:
+            yield statement, "anyone but its NotPrincipal"
+            continue
+        for kind, value in statement.principals:
+            if not (kind == "AWS" and value == own_role):
+                yield statement, value if kind in ("AWS", "*") else f"{kind} {value}"
+
+
+def escalations(statement: Statement) -> list[str]:
+    """The actions an Allow names that rewrite access: every IAM change (policies, trust,
+    attachments, credentials, PassRole), account-wide S3 access settings, and a bucket's own
+    access settings (policy, ACLs, ownership, public access block, replication)."""
+    from checks.reach.evaluate import judged_actions
+
+    if not statement.allow:
+        return []
+    return sorted(a.name for a in judged_actions(statement) if rewrites_access(a))
+
+
+def rewrites_access(action: catalogue.Action) -> bool:
+    service = action.name.split(":", 1)[0]
+    if service == "iam":
+        return action.level in catalogue.CHANGES
+    if service == "s3":
+        return action.level == catalogue.PERMISSIONS
+    return False

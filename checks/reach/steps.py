@@ -1,0 +1,162 @@
+"""The reach proof as the check reports it: one `reach` step per service, and the JSON part.
+
+Every finding fails the step of each service it reaches, naming the path, the document that
+grants it and the fix. A proof that could not read the documents fails every step it owes,
+naming the missing permission, unless the user accepted the gap (--without-reach).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from checks.probes import RESERVED_PREFIX
+from checks.reach.proof import Expected, Proof, prove
+from checks.reach.read import (
+    POLICY_READERS,
+    READ_ACTIONS,
+    ReadDenied,
+    ReadFailed,
+    client_config,
+    read_account,
+    read_bucket_policies,
+)
+from checks.report import Report, ServiceResult, Step
+from checks.targets import Targets
+from checks.work import Deadline, WorkPool, wait_until
+
+STEP = "reach"
+READ_FIX = (
+    f"the reader needs {' and '.join(READ_ACTIONS)} (the README's read policy): run with "
+    "credentials that have them, or --audit-profile NAME; --without-reach accepts the gap"
+)
+
+
+@dataclass
+class Reach:
+    steps: dict[str, Step] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    """The report's `reach` key: edges, findings, who reaches the host, what was not covered."""
+
+
+def expected_of(targets: Targets, names: Sequence[str]) -> Expected:
+    return Expected(
+        roles={n: t.role_arn for n, t in targets.services.items()},
+        buckets={n: (t.bucket_name, t.bucket_arn) for n, t in targets.services.items()},
+        selected=list(names),
+        host=targets.host_role_arn if targets.topology == "shared" else None,
+        check_prefix=RESERVED_PREFIX,
+    )
+
+
+class PendingReach:
+    """The reach proof, running beside the probes on daemon threads, within the deadline."""
+
+    def __init__(
+        self, reader: Any, targets: Targets, names: Sequence[str], deadline: Deadline
+    ) -> None:
+        self.targets, self.deadline = targets, deadline
+        self.names = list(names) or list(targets.services)
+        self._started = time.perf_counter()
+        self._pool = WorkPool(POLICY_READERS + 1)
+        self._future = self._pool.submit(lambda: self._run(reader))
+
+    def _run(self, reader: Any) -> Reach:
+        targets, names = self.targets, self.names
+        config = client_config(self.deadline.seconds, POLICY_READERS)
+        try:
+            account = read_account(reader.client("iam", region_name=targets.region, config=config))
+            buckets = {targets.services[n].bucket_name: targets.services[n].account for n in names}
+            s3 = reader.client("s3", region_name=targets.region, config=config)
+            policies = read_bucket_policies(s3, buckets, self._pool, self.deadline)
+        except (ReadDenied, ReadFailed) as err:
+            fix = f"; {READ_FIX}" if isinstance(err, ReadDenied) else ""
+            return self._failed(f"the reach proof could not read the documents: {err}{fix}")
+        proof = prove(account, policies, expected_of(targets, names))
+        ms = _ms(self._started)
+        steps = {n: _step(n, targets, proof, len(account.roles), ms) for n in names}
+        return Reach(steps=steps, summary=summary(proof, account_roles=len(account.roles)))
+
+    def _failed(self, detail: str) -> Reach:
+        ms = _ms(self._started)
+        return Reach(
+            steps={n: Step(STEP, False, ms, detail) for n in self.names},
+            summary={"ok": False, "error": detail},
+        )
+
+    def result(self) -> Reach:
+        """The proof, or a failed step for each service when the deadline came first."""
+        try:
+            if not wait_until([self._future], self.deadline):
+                return self._failed(
+                    "the reach proof did not finish before the deadline "
+                    f"({self.deadline.seconds:.0f} s, --deadline)"
+                )
+            return self._future.result()
+        finally:
+            self._pool.close()
+
+
+def run_reach(reader: Any, targets: Targets, names: Sequence[str], seconds: float = 300) -> Reach:
+    """Read with `reader` (a boto3 Session), prove, and report on the named services."""
+    return PendingReach(reader, targets, names, Deadline(seconds)).result()
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _step(name: str, targets: Targets, proof: Proof, roles: int, ms: int) -> Step:
+    findings = proof.of(name)
+    if findings:
+        return Step(STEP, False, ms, "; ".join(str(f) for f in findings))
+    bucket = targets.services[name].bucket_name
+    return Step(
+        STEP,
+        True,
+        ms,
+        f"by documents: of the {proof.judged} identities the stack reaches ({roles} roles read), "
+        f"only the {name} role reaches {bucket}, with exactly list, get, put and delete, and "
+        "it reaches no role",
+    )
+
+
+def summary(proof: Proof, account_roles: int) -> dict[str, Any]:
+    return {
+        "ok": not proof.findings,
+        "rolesRead": account_roles,
+        "judged": proof.judged,
+        "edges": [
+            {
+                "from": e.source,
+                "to": e.target,
+                "action": e.action,
+                "documents": list(e.documents),
+                "why": e.why,
+            }
+            for e in proof.edges
+        ],
+        "findings": [f.as_json() for f in proof.findings],
+        "roleReach": [f"{proof.labels[e.source]} → {proof.labels[e.target]}" for e in proof.edges],
+        "beyond": proof.beyond,
+        "hostReachedBy": proof.host_reached_by,
+        "notCovered": proof.not_covered,
+    }
+
+
+def with_reach(report: Report, pending: PendingReach, only_checked: bool = True) -> Report:
+    """The report with each service's `reach` step first and the proof's JSON beside.
+
+    `only_checked`: steps only for the services the probes checked (a dedicated instance
+    checks its own); otherwise for every service the proof covered (--reach-only).
+    """
+    reach = pending.result()
+    for name in pending.names:
+        if only_checked and name not in report.services:
+            continue
+        result = report.services.setdefault(name, ServiceResult())
+        result.steps.insert(0, reach.steps[name])
+    report.extra["reach"] = reach.summary
+    return report
