@@ -7,6 +7,8 @@ role can widen its own access (rules_escalation), which managed policies may be 
 encrypted EBS (rules_ec2) and no ingress from the internet (rules_ingress and
 rules_ingress_combined, counting addresses with rules_addresses). rules_base holds what they
 share, rules_stack what stack rules share: see it for how a preview's unknown values are handled.
+Where a rule encodes a guarantee the post-deploy check also proves, both call the same pure
+functions of checks/reach, through shared.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ RESOURCE_RULES: tuple[rules_base.ResourceRule, ...] = (
     ),
     ResourceRule(
         "iam-no-privilege-escalation",
-        "IAM policies must not allow actions that rewrite IAM policies, trust, credentials or "
-        "instance profiles, or who can reach a bucket.",
+        "IAM policies must not allow any IAM action that changes something (write, permissions "
+        "management or tagging, by the IAM action catalogue), any S3 action that manages who "
+        "can reach a bucket, nor one that puts another role on an instance.",
         rules_escalation.iam_no_privilege_escalation,
     ),
     ResourceRule(

@@ -3,6 +3,9 @@
 A service's bucket is reached through its service role's identity policy; its bucket policy
 only takes access away. So any Allow in a bucket policy must name specific roles or users of
 this stack's own account: never `*`, an account, a service, another account, or NotPrincipal.
+
+Whether an AWS principal is `*`, an account or not one role or user ARN is the check's guarantee
+(`guarantees.wide_principal`), shared with the check's own reading of bucket policies.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from typing import Any
 try:
     from policy import rules_base as base
     from policy import rules_stack as stack
+    from policy import shared
 except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
     import rules_base as base  # type: ignore[import-not-found, no-redef]
     import rules_stack as stack  # type: ignore[import-not-found, no-redef]
+    import shared  # type: ignore[import-not-found, no-redef]
 
 NAME_THE_ROLE = (
     "grant the service role in its identity policy instead, or name one role or user ARN "
@@ -34,16 +39,17 @@ def bucket_documents(resource_type: str, props: base.Props) -> list[tuple[str, A
 def _allow_problems(where: str, statement: base.Props) -> list[str]:
     if "NotPrincipal" in statement:
         return [f"{where} allows everyone but its NotPrincipal: {NAME_THE_ROLE}"]
-    if base.is_anyone(statement.get("Principal")):
+    principals = base.principals(statement.get("Principal"))
+    if any(shared.names_anyone(kind, value) for kind, value in principals):
         return [f'{where} allows anyone ("*"), whatever its conditions: {NAME_THE_ROLE}']
     problems: list[str] = []
-    for kind, value in base.principals(statement.get("Principal")):
-        if kind == "AWS" and base.NAMED_PRINCIPAL.match(value):
-            continue  # Its account is checked against the stack's: s3-bucket-policy-own-account.
-        if kind == "AWS" and base.ACCOUNT_ROOT.match(value):
-            problems.append(f'{where} allows the whole account "{value}": {NAME_THE_ROLE}')
-        else:
+    for kind, value in principals:
+        if kind != "AWS":  # A service, a federation: never one role or user of this account.
             problems.append(f'{where} allows the {kind} principal "{value}": {NAME_THE_ROLE}')
+        elif wide := shared.wide_principal(kind, value):
+            problems.append(f"{where} allows {wide}: {NAME_THE_ROLE}")
+        # Otherwise one role or user: its account is checked against the stack's by
+        # s3-bucket-policy-own-account.
     return problems
 
 

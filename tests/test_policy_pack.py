@@ -38,7 +38,19 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from policy import adapters, rules, rules_base, rules_ec2, rules_s3, rules_stack
+from checks.reach import guarantees
+from policy import (
+    adapters,
+    rules,
+    rules_base,
+    rules_bucket_policy,
+    rules_ec2,
+    rules_escalation,
+    rules_identity,
+    rules_s3,
+    rules_stack,
+    rules_trust,
+)
 from policy.rules_ec2 import IMDSV2_FIX
 
 THREE = ("service-a", "service-b", "service-c")
@@ -46,7 +58,8 @@ OPERATORS = [
     f"arn:aws:iam::{ACCOUNT}:role/operator",
     f"arn:aws:sts::{ACCOUNT}:assumed-role/operator/alice",
 ]
-POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_DIR = ROOT / "policy"
 ALL_RULES = (*rules.RESOURCE_RULES, *rules.STACK_RULES)
 STACKS = {
     "shared-1": stack_config(("service-a",)),
@@ -265,6 +278,108 @@ def test_the_stack_adapter_reports_what_it_knows_then_raises_the_unknown() -> No
     assert "undecided in this preview: secure-bucket" in raised.value.message
 
 
+# --- one model of the guarantees, shared with the check -----------------------------------------
+
+
+def _without_pythonpath() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def test_the_shared_guarantees_import_no_sdk() -> None:
+    """The pack's runtime has no boto3 or rich, and the check must not need pulumi: the pure
+    modules of checks/reach, their catalogue loaded and used, import none of them."""
+    code = """if True:
+        import json, sys
+        from checks.reach import catalogue, documents, evaluate, guarantees
+        (statement,) = documents.statements("p", {"Statement": [{"Action": "*"}]})
+        assert guarantees.escalations(statement) and catalogue.service_actions("s3")
+        assert guarantees.wide_principal("AWS", "*")
+        print(json.dumps(sorted(sys.modules)))
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_without_pythonpath(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "checks.reach.catalogue" in loaded
+    for sdk in ("boto3", "botocore", "rich", "pulumi", "pulumi_policy", "pulumi_aws"):
+        assert sdk not in loaded, sdk
+
+
+def test_the_rules_import_with_only_policy_on_sys_path() -> None:
+    """As the CLI runs the pack: policy/ alone on sys.path. The rules still reach the checkout's
+    `checks` package, loading it alone: the root stays off sys.path, so no second copy of the
+    rules is imported as the `policy` package."""
+    code = """if True:
+        import json, sys
+        import rules, rules_escalation, rules_identity
+        import checks
+        found = rules_escalation.iam_no_privilege_escalation(
+            rules_identity.ROLE_POLICY,
+            {"policy": {"Statement": [{"Action": "iam:TagRole", "Resource": "*"}]}},
+        )
+        print(json.dumps({
+            "checks": checks.__file__,
+            "policy": sorted(m for m in sys.modules if m.split(".")[0] == "policy"),
+            "path": sys.path,
+            "found": found,
+            "rules": len(rules.RESOURCE_RULES),
+        }))
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=POLICY_DIR,
+        env=_without_pythonpath(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    seen = json.loads(done.stdout)
+    assert Path(seen["checks"]).resolve() == ROOT / "checks" / "__init__.py"
+    assert seen["policy"] == []
+    assert str(ROOT) not in seen["path"]
+    assert seen["rules"] == len(rules.RESOURCE_RULES)
+    (message,) = seen["found"]
+    assert "allows iam:TagRole, which let a principal raise its own privileges" in message
+
+
+def test_the_escalation_rule_calls_the_shared_guarantee(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pack keeps no list of its own: what guarantees.escalations says is what it refuses."""
+    monkeypatch.setattr(guarantees, "escalations", lambda statement: ["iam:NotInAnyList"])
+    policy = {"policy": doc(allow("s3:GetObject", "arn:aws:s3:::data/*"))}
+    found = rules_escalation.iam_no_privilege_escalation(rules_identity.ROLE_POLICY, policy)
+    assert len(found) == 1 and "allows iam:NotInAnyList, which let" in found[0], found
+
+
+def test_trust_and_bucket_rules_call_the_shared_principal_guarantee(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trust and bucket policies refuse whom guarantees.wide_principal calls wide, as the check."""
+    stranger = f"arn:aws:iam::{ACCOUNT}:role/stranger"
+    real = guarantees.wide_principal
+    monkeypatch.setattr(
+        guarantees,
+        "wide_principal",
+        lambda kind, value: (
+            "a principal the check refuses" if value == stranger else real(kind, value)
+        ),
+    )
+    trusting = {"Effect": "Allow", "Principal": {"AWS": stranger}, "Action": "sts:AssumeRole"}
+    found = rules_trust.trust_named_principals(rules_base.ROLE, {"assumeRolePolicy": doc(trusting)})
+    assert len(found) == 1 and "trusts a principal the check refuses: " in found[0], found
+    reading = allow("s3:GetObject", "arn:aws:s3:::data/*", Principal={"AWS": stranger})
+    found = rules_bucket_policy.bucket_policy_no_public_allow(
+        rules_base.BUCKET_POLICY, {"policy": doc(reading)}
+    )
+    assert len(found) == 1 and "allows a principal the check refuses: " in found[0], found
+
+
 # --- the pack, run as the Pulumi CLI runs it ----------------------------------------------------
 
 
@@ -369,3 +484,21 @@ def test_the_pack_reports_a_known_breach_in_a_preview_end_to_end(analyzer: Any) 
     (cannot,) = [d for d in tls if not d.urn]
     assert "can't run policy 's3-bucket-tls-only'" in cannot.message, cannot.message
     assert "secure-bucket" in cannot.message, cannot.message
+
+
+def test_the_pack_refuses_an_escalation_by_the_catalogue_end_to_end(analyzer: Any) -> None:
+    """Under the CLI, the catalogue is found and used: iam:TagRole was in no hand-made list."""
+
+    def program() -> None:
+        host = aws.iam.Role("host", assume_role_policy=doc(EC2_TRUST))
+        grant = doc(allow("iam:TagRole", f"arn:aws:iam::{ACCOUNT}:role/operator"))
+        aws.iam.RolePolicy("grant", role=host.name, policy=grant)
+
+    found: list[tuple[str, str, int]] = []
+    for r in run(program):
+        request = proto.AnalyzeRequest(
+            type=r.typ, properties=_struct(r.inputs), urn=r.urn, name=r.name
+        )
+        response = analyzer.Analyze(request, timeout=30)
+        found += [(r.name, d.policyName, d.enforcementLevel) for d in response.diagnostics]
+    assert found == [("grant", "iam-no-privilege-escalation", proto.MANDATORY)], found

@@ -24,8 +24,9 @@ from policy_programs import (
     role,
     secure_bucket,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from policy import rules_identity
+from policy import rules_escalation, rules_identity, shared
 
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/operator"
 BUCKET_ARN = "arn:aws:s3:::data-0a1b2c3"
@@ -115,6 +116,19 @@ IAM_KIN = (
     "iam:CreatePolicyVersion",
     "iam:DetachRolePolicy",
     "iam:PutUserPermissionsBoundary",
+)
+# Changes to IAM that the hand-made list the catalogue replaced had missed: tags (which
+# attribute-based policies grant on), instance profiles, role and user creation and deletion,
+# PassRole on one named role (its wildcard form is iam-no-wildcard-allow's too), and an access
+# point policy, which grants access to a bucket's data as the bucket policy does.
+CATALOGUE_ONLY = (
+    ("iam:TagRole", ROLE_ARN),
+    ("iam:UntagUser", f"arn:aws:iam::{ACCOUNT}:user/someone"),
+    ("iam:CreateInstanceProfile", f"arn:aws:iam::{ACCOUNT}:instance-profile/other"),
+    ("iam:DeleteRole", ROLE_ARN),
+    ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/someone"),
+    ("iam:PassRole", ROLE_ARN),
+    ("s3:PutAccessPointPolicy", f"arn:aws:s3:eu-west-1:{ACCOUNT}:accesspoint/data"),
 )
 
 
@@ -282,6 +296,7 @@ BREAKAGES = [
         "grant",
         f'allows iam:PassRole on Resource "arn:aws:iam::{ACCOUNT}:role/*": name each role',
         lambda: _grant(allow("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/*")),
+        also=BOTH,  # iam:PassRole is of Permissions management: an escalation on any role
     ),
     Breakage(
         "assume-any-role",
@@ -300,6 +315,7 @@ BREAKAGES = [
             user="someone",
             policy=doc(allow("iam:CreatePolicy", f"arn:aws:iam::{ACCOUNT}:policy/*")),
         ),
+        also=BOTH,  # iam:CreatePolicy is of Permissions management: an escalation anywhere
     ),
     Breakage(
         "put-own-role-policy",
@@ -328,7 +344,7 @@ BREAKAGES = [
         "every-action-but-s3",
         ESCALATION,
         "grant",
-        "iam:PutRolePolicy",
+        "more, which let a principal raise its own privileges",  # iam:PutRolePolicy among them
         lambda: _grant({"Effect": "Allow", "NotAction": "s3:*", "Resource": ROLE_ARN}),
         also=frozenset({WILDCARD}),
     ),
@@ -336,22 +352,21 @@ BREAKAGES = [
         "s3-put-star-on-own-bucket",
         ESCALATION,
         "grant",
-        "allows s3:PutBucketPolicy, s3:PutBucketPublicAccessBlock, s3:PutAccountPublicAccessBlock,"
-        " ..., which let a principal rewrite who can reach a bucket",
+        "more, which let a principal rewrite who can reach a bucket",  # see REACHED below
         lambda: _grant(allow("s3:Put*", BUCKET_ARN)),
     ),
     Breakage(
         "s3-put-bucket-star",
         ESCALATION,
         "grant",
-        "allows s3:PutBucketPolicy, s3:PutBucketPublicAccessBlock, s3:PutBucketOwnershipControls",
+        "allows s3:PutBucketAcl, s3:PutBucketOwnershipControls, s3:PutBucketPolicy",
         lambda: _grant(allow(["s3:ListBucket", "s3:PutBucket*"], BUCKET_ARN)),
     ),
     Breakage(
         "s3-star-policy-computed-from-the-bucket",
         ESCALATION,
         "grant",
-        "allows s3:PutBucketPolicy, s3:DeleteBucketPolicy, which let a principal rewrite",
+        "more, which let a principal rewrite who can reach a bucket",  # see REACHED below
         lambda: _bucket_grant(lambda arn: [allow("s3:*Policy", arn)]),
     ),
     Breakage(
@@ -383,11 +398,22 @@ BREAKAGES = [
         )
         for action in IAM_KIN
     ),
+    *(
+        Breakage(
+            f"catalogue-{action.split(':')[1]}",
+            ESCALATION,
+            "grant",
+            f"allows {action}, which let a principal "
+            + ("raise its own privileges" if action.startswith("iam:") else "rewrite who can"),
+            lambda action=action, resource=resource: _grant(allow(action, resource)),
+        )
+        for action, resource in CATALOGUE_ONLY
+    ),
     Breakage(
         "iam-put-star-policy",
         ESCALATION,
         "grant",
-        "allows iam:PutRolePolicy, iam:PutUserPolicy, iam:PutGroupPolicy, which let",
+        "allows iam:PutGroupPolicy, iam:PutRolePolicy, iam:PutUserPolicy, which let",
         lambda: _grant(allow("iam:Put*Policy", ROLE_ARN)),
     ),
     Breakage(
@@ -520,6 +546,8 @@ def _acceptable() -> None:
             allow("sts:AssumeRole", "arn:aws-cn:iam::123456789012:role/ec2-assume-role/dev/*"),
             allow("sts:GetCallerIdentity", "*"),
             allow(["s3:Get*", "s3:PutObject"], "arn:aws:s3:::data-0a1b2c3/prefix/*"),
+            # Reads of IAM change nothing: the catalogue files them under Read and List.
+            allow(["iam:GetRole", "iam:ListRolePolicies", "iam:Get*Policy"], ROLE_ARN),
             {"Effect": "Deny", "Action": "ssm:GetParameter*", "Resource": "*"},
             {"Effect": "Deny", "Action": "iam:*", "Resource": "*"},
         ),
@@ -610,3 +638,177 @@ def test_a_document_given_as_an_object_is_read() -> None:
     policy = {"policy": {"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}}
     found = rules_identity.iam_no_wildcard_allow(rules_identity.MANAGED_POLICY, policy)
     assert found[0].startswith('policy statement 0 allows "*"'), found
+
+
+# --- escalation by the catalogue ----------------------------------------------------------------
+
+# The hand-made lists the catalogue replaced: each must still be refused, by the catalogue or,
+# for replication and instance profiles on EC2, by the pack's own additions.
+HAND_MADE = (
+    *(
+        f"iam:{verb}{noun}"
+        for verb in ("Put", "Attach", "Delete", "Detach")
+        for noun in ("RolePolicy", "UserPolicy", "GroupPolicy")
+    ),
+    *(
+        f"iam:{verb}{noun}PermissionsBoundary"
+        for verb in ("Put", "Delete")
+        for noun in ("Role", "User")
+    ),
+    "iam:UpdateAssumeRolePolicy",
+    "iam:CreateRole",
+    "iam:UploadSigningCertificate",
+    *IAM_KIN,
+    *S3_SECURITY_ACTIONS,
+    "s3:PutObjectVersionAcl",
+    "ec2:AssociateIamInstanceProfile",
+    "ec2:ReplaceIamInstanceProfileAssociation",
+)
+# (what a statement allows, escalations it must reach, actions it must not be refused for)
+REACHED = [
+    pytest.param(
+        {"NotAction": "s3:*"},
+        {"iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole", "iam:TagRole"},
+        {"s3:PutBucketPolicy", "s3:PutReplicationConfiguration"},
+        id="every-action-but-s3",
+    ),
+    pytest.param(
+        {"Action": "s3:Put*"},
+        {
+            "s3:PutBucketPolicy",
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutAccountPublicAccessBlock",
+            "s3:PutBucketOwnershipControls",
+            "s3:PutBucketAcl",
+            "s3:PutObjectAcl",
+            "s3:PutObjectVersionAcl",
+            "s3:PutReplicationConfiguration",
+        },
+        # Object writes and CORS (which only lets browsers read what S3 already authorized)
+        # change no one's access.
+        {"s3:PutObject", "s3:PutBucketCORS", "s3:PutObjectTagging", "iam:PutRolePolicy"},
+        id="s3-put-star",
+    ),
+    pytest.param(
+        {"Action": ["s3:ListBucket", "s3:PutBucket*"]},
+        {
+            "s3:PutBucketPolicy",
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutBucketOwnershipControls",
+            "s3:PutBucketAcl",
+        },
+        {"s3:ListBucket", "s3:PutBucketVersioning", "s3:PutBucketCORS"},
+        id="s3-put-bucket-star",
+    ),
+    pytest.param(
+        {"Action": "s3:*Policy"},
+        {"s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutAccessPointPolicy"},
+        {"s3:GetBucketPolicy"},
+        id="s3-star-policy",
+    ),
+    pytest.param(
+        {"Action": "S3:putREPLICATIONconfiguration"},
+        {"s3:PutReplicationConfiguration"},
+        set(),
+        id="replication-in-any-case",
+    ),
+    pytest.param(
+        {"Action": "*"},
+        set(HAND_MADE),
+        {"s3:GetObject", "iam:GetRole", "sts:GetCallerIdentity"},
+        id="every-action-covers-the-hand-made-lists",
+    ),
+    pytest.param(
+        {"Action": ["iam:Get*", "iam:List*", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"]},
+        set(),
+        {"iam:GetRole", "iam:ListRoles", "s3:DeleteObject"},
+        id="reads-and-object-writes",
+    ),
+    pytest.param(
+        {"Action": ["s3:DeleteObjectVersion", "sts:AssumeRole", "sts:GetCallerIdentity"]},
+        set(),
+        {"s3:DeleteObjectVersion", "sts:AssumeRole"},
+        id="the-check-and-host-grants",
+    ),
+]
+
+
+@pytest.mark.parametrize(("grant", "reached", "not_reached"), REACHED)
+def test_escalations_come_from_the_catalogue(
+    grant: dict[str, Any], reached: set[str], not_reached: set[str]
+) -> None:
+    """What an Allow reaches is the catalogue's expansion of its patterns, not a list's."""
+    statement = shared.statement("policy statement 0", {"Effect": "Allow", **grant})
+    found = set(rules_escalation.escalations(statement))
+    assert reached <= found, reached - found
+    assert not (not_reached & found), not_reached & found
+
+
+def test_a_deny_reaches_no_escalation() -> None:
+    statement = shared.statement("policy statement 0", {"Effect": "Deny", "Action": "*"})
+    assert rules_escalation.escalations(statement) == []
+
+
+def test_replication_is_an_escalation_though_the_catalogue_files_it_as_write() -> None:
+    """Replication hands every object to another bucket's owner: the shared guarantee counts
+    it explicitly, for the check and the pack alike, since the catalogue says only Write."""
+    replication = shared.catalogue.action(rules_escalation.S3_REPLICATION)
+    assert replication.level == shared.catalogue.WRITE
+    statement = shared.statement("s", {"Effect": "Allow", "Action": replication.name})
+    assert shared.guarantees.escalations(statement) == [replication.name]
+    assert rules_escalation.escalations(statement) == [replication.name]
+
+
+def test_every_iam_change_of_the_catalogue_is_refused() -> None:
+    """Each IAM action of level Write, Permissions management or Tagging, one by one."""
+    changes = [
+        a.name
+        for a in shared.catalogue.service_actions("iam")
+        if a.level in shared.catalogue.CHANGES
+    ]
+    assert "iam:TagRole" in changes and "iam:CreateInstanceProfile" in changes
+    for action in changes:
+        policy = {"policy": doc(allow(action, ROLE_ARN))}
+        found = rules_escalation.iam_no_privilege_escalation(rules_identity.ROLE_POLICY, policy)
+        assert found == [
+            f"policy statement 0 allows {action}, which let a principal raise its own "
+            "privileges: remove them; this stack's IAM is changed by Pulumi only"
+        ], action
+
+
+def test_a_long_reach_is_counted() -> None:
+    """A NotAction reaches dozens of IAM changes: three are named and the rest counted."""
+    policy = {"policy": doc({"Effect": "Allow", "NotAction": "s3:*", "Resource": ROLE_ARN})}
+    iam, ec2 = rules_escalation.iam_no_privilege_escalation(rules_identity.ROLE_POLICY, policy)
+    statement = shared.statement("s", {"Effect": "Allow", "NotAction": "s3:*"})
+    changes = [a for a in rules_escalation.escalations(statement) if a.startswith("iam:")]
+    assert iam.startswith(
+        f"policy statement 0 allows {', '.join(changes[:3])} and {len(changes) - 3} more, "
+    ), iam
+    assert "ec2:AssociateIamInstanceProfile, ec2:ReplaceIamInstanceProfileAssociation," in ec2
+
+
+def test_an_unknown_resource_leaves_the_escalation_decided() -> None:
+    """Preview: escalation is refused on any resource, so an unknown one needs no answer."""
+    statement = {"Effect": "Allow", "Action": "iam:TagRole", "Resource": UNKNOWN_STRING_VALUE}
+    props = unknown_checking_proxy({"policy": {"Statement": [statement]}})
+    found = rules_escalation.iam_no_privilege_escalation(rules_identity.ROLE_POLICY, props)
+    assert len(found) == 1 and "allows iam:TagRole" in found[0], found
+
+
+@pytest.mark.parametrize(
+    ("action", "fix"),
+    [
+        ("iam:Pass*", "name each role or policy ARN"),
+        ("sts:Assume*", "name each role or policy ARN"),
+        ("iam:Get*Policy", "name each role or policy ARN"),
+        ("s3:GetObject", "name the resource ARNs instead"),
+    ],
+)
+def test_the_resource_fix_follows_what_the_catalogue_says_an_action_acts_on(
+    action: str, fix: str
+) -> None:
+    """A wildcard pattern is read by the catalogue: `iam:Pass*` passes roles, `s3:*` does not."""
+    policy = {"policy": doc(allow(action, "*"))}
+    (found,) = rules_identity.iam_no_wildcard_allow(rules_identity.ROLE_POLICY, policy)
+    assert fix in found, found

@@ -299,6 +299,31 @@ BREAKAGES = [
         ),
     ),
     Breakage(
+        "allow-a-bare-account-id",
+        PUBLIC,
+        "literal-policy",
+        f'allows the whole account "{OTHER_ACCOUNT}"',
+        lambda: _literal_policy(
+            allow("s3:GetObject", LITERAL_ARN + "/*", Principal={"AWS": [OTHER_ACCOUNT]})
+        ),
+        in_preview=True,
+    ),
+    Breakage(
+        # IAM refuses a wildcard in a principal ARN, but the pack must not pass it either.
+        "allow-every-role-of-the-account",
+        PUBLIC,
+        "literal-policy",
+        f'allows "arn:aws:iam::{ACCOUNT}:role/*", which is not one role or user ARN',
+        lambda: _literal_policy(
+            allow(
+                "s3:GetObject",
+                LITERAL_ARN + "/*",
+                Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:role/*"},
+            )
+        ),
+        in_preview=True,
+    ),
+    Breakage(
         "allow-a-service-unpinned",
         PUBLIC,
         "data-tls-only",

@@ -26,7 +26,15 @@ OWN_OPTIONAL = frozenset({("s3:DeleteObjectVersion", "check objects")})
 """Versioned buckets: the check removes the versions it wrote, under its own prefix only."""
 
 ACCOUNT_ROOT = re.compile(r"^(?:\d{12}|arn:[\w-]+:iam::\d{12}:root)$")
-NAMED_PRINCIPAL = re.compile(r"^arn:[\w-]+:(?:iam|sts)::\d{12}:(?:role|user|assumed-role)/.+$")
+_NAME = r"[\w+=,.@-]+"
+NAMED_PRINCIPAL = re.compile(
+    rf"^arn:aws[\w-]*:(?:iam::\d{{12}}:(?:role|user)/(?:{_NAME}/)*{_NAME}"
+    rf"|sts::\d{{12}}:assumed-role/{_NAME}/{_NAME})$"
+)
+"""One role, user or role session: no wildcard, the right service for each kind."""
+# Replication copies every object to a bucket the configuration names: the catalogue files it
+# under Write, yet it hands the data to whoever owns that bucket.
+REPLICATION = "s3:PutReplicationConfiguration"
 
 
 def wide_principal(kind: str, value: str) -> str | None:
@@ -108,5 +116,5 @@ def rewrites_access(action: catalogue.Action) -> bool:
     if service == "iam":
         return action.level in catalogue.CHANGES
     if service == "s3":
-        return action.level == catalogue.PERMISSIONS
+        return action.level == catalogue.PERMISSIONS or action.name == REPLICATION
     return False
