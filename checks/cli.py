@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from checks.expectations import Checker, CheckOptions
 from checks.progress import Progress
+from checks.reach.read import client_config
 from checks.reach.steps import PendingReach, with_reach
 from checks.report import Report, write_json, write_table
 from checks.signals import Interrupted, deferred, interrupts
@@ -230,7 +231,8 @@ def _check(args: argparse.Namespace) -> Report:
     # unless --service narrowed the run.
     pending = None if args.without_reach else PendingReach(reader, targets, names, deadline)
     if pending is not None and args.reach_only:
-        return with_reach(Report(_reader_arn(reader), {}), pending, only_checked=False)
+        source = _reader_arn(reader, targets, deadline)
+        return with_reach(Report(source, {}), pending, only_checked=False)
     if args.via_ssm:
         report = run_via_ssm(
             session,
@@ -255,11 +257,14 @@ def _check(args: argparse.Namespace) -> Report:
     return with_reach(report, pending)
 
 
-def _reader_arn(reader: boto3.Session) -> str:
+def _reader_arn(reader: boto3.Session, targets: Targets, deadline: Deadline) -> str:
+    """Whose documents view the report shows (--reach-only), asked within the deadline."""
     from botocore.exceptions import ClientError, NoCredentialsError
 
+    config = client_config(deadline.remaining(), 1)
     try:
-        return str(reader.client("sts").get_caller_identity()["Arn"])
+        sts = reader.client("sts", region_name=targets.region, config=config)
+        return str(sts.get_caller_identity()["Arn"])
     except NoCredentialsError:
         raise UsageError("no usable AWS credentials for the reach proof") from None
     except (ClientError, BotoCoreError) as err:

@@ -124,8 +124,11 @@ class Trusts:
                 if statement.not_principal:
                     wide = True
                 for kind, value in statement.principals:
+                    session = _SESSION.match(value) if kind == "AWS" else None
                     found = _NAMED.match(value) if kind == "AWS" else None
-                    if found:
+                    if session:  # a session of a role: indexed by the role's name
+                        named.add(session[2].lower())
+                    elif found:
                         named.add(found[3].lower())
                     elif kind == "*" or value == "*" or _ACCOUNT_ROOT.match(value):
                         wide = True
