@@ -49,6 +49,10 @@ workdir=$(mktemp -d "$base/ec2-assume-role-check.XXXXXX") || {
 chmod 0700 "$workdir"
 export HOME="$workdir"
 mkdir "$workdir/out" "$workdir/pending"
+# The version ids of this run's puts, from its prepare command to its cleanup command (on
+# tmpfs too; ids, not data): in a versioned bucket the cleanup deletes exactly those versions.
+versions="$base/ec2-assume-role-check-versions-$RUN"
+mkdir -p -m 0700 "$versions"
 
 cleanup() {  # what the body wrote and did not delete (it was stopped), then the work dir
   local pending profile bucket key
@@ -61,6 +65,7 @@ cleanup() {  # what the body wrote and did not delete (it was stopped), then the
   done
   wait
   rm -rf "$workdir"
+  rmdir "$versions" 2>/dev/null  # kept only while it holds ids for the cleanup command
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
@@ -75,6 +80,7 @@ code_of() { grep -oE 'An error occurred \([A-Za-z0-9.]+\)' <<<"$1" | head -n1 | 
 throttle() { while [ "$(jobs -rp | wc -l)" -ge "$MAX_JOBS" ]; do wait -n; done; }
 is_denied() { grep -qE '\((AccessDenied|AccessDeniedException|UnauthorizedOperation)\)' <<<"$1"; }
 key_of() { printf '%s%s/%s' "$PREFIX" "$RUN" "${SERVICES[$1]}"; }
+version_of() { sed -n 's/.*"VersionId": *"\([^"]*\)".*/\1/p' <<<"$1" | head -n1; }
 
 # Runs "$@" until it succeeds, fails with something other than AccessDenied, or WAIT_SECONDS
 # are over (new IAM roles and policies take seconds to propagate); prints its output.
@@ -94,7 +100,7 @@ s3() { aws s3api "$@" --expected-bucket-owner "$ACCOUNT" --cli-connect-timeout 1
   --cli-read-timeout 30; }
 
 prepare_service() {  # index: assume, list, put the test object, read it back
-  local i=$1 name=${SERVICES[$1]} bucket=${BUCKETS[$1]} start out key
+  local i=$1 name=${SERVICES[$1]} bucket=${BUCKETS[$1]} start out key vid
   key=$(key_of "$i")
   start=$(now_ms)
   if ! out=$(retry_denied aws sts get-caller-identity --profile "$name" --query Arn --output text); then
@@ -116,6 +122,8 @@ prepare_service() {  # index: assume, list, put the test object, read it back
   start=$(now_ms)
   if out=$(s3 put-object --profile "$name" --bucket "$bucket" --key "$key" --body "$body" \
       --if-none-match '*' 2>&1); then
+    vid=$(version_of "$out")
+    if [ -n "$vid" ] && [ "$vid" != null ]; then printf '%s\n' "$vid" > "$versions/$i"; fi
     emit "$name" "put" 1 "$start" "wrote $(wc -c < "$body") bytes to $key"
   else
     emit "$name" "put" 0 "$start" "$out"
@@ -200,9 +208,34 @@ cleanup_service() {
   start=$(now_ms)
   if out=$(s3 delete-object --profile "$name" --bucket "${BUCKETS[$i]}" --key "$(key_of "$i")" \
       2>&1); then
-    emit "$name" "delete" 1 "$start" "deleted $(key_of "$i")"
+    emit "$name" "delete" 1 "$start" "deleted $(key_of "$i")$(remove_versions "$i" "$out")"
   else
     emit "$name" "delete" 0 "$start" "$out"
+  fi
+}
+
+# After the delete step, in a versioned bucket: the put's version and the new delete marker,
+# by id, and nothing else; refused (a stack without the grant), they stay for the lifecycle
+# rule. Prints what to add to the step's detail.
+remove_versions() {
+  local i=$1 name=${SERVICES[$1]} marker vid removed=0 refused=""
+  marker=$(version_of "$2")
+  for vid in $(cat "$versions/$i" 2>/dev/null) $marker; do
+    [ "$vid" = null ] && continue
+    if out=$(s3 delete-object --profile "$name" --bucket "${BUCKETS[$i]}" \
+        --key "$(key_of "$i")" --version-id "$vid" 2>&1); then
+      removed=$(( removed + 1 ))
+    else
+      refused=$(code_of "$out")
+    fi
+  done
+  rm -f "$versions/$i"
+  if [ -n "$refused" ]; then
+    printf "; its versions remain for the bucket's lifecycle rule, which removes them in a day"
+    printf ' or two: the role lacks s3:DeleteObjectVersion (S3 answered %s;' "$refused"
+    printf ' `pulumi up` grants it on the check'"'"'s prefix)'
+  elif [ "$removed" -gt 0 ]; then
+    printf " and its %s versions (the object's and its delete marker)" "$removed"
   fi
 }
 
@@ -259,9 +292,9 @@ if ! out=$(timeout 20 aws sts get-caller-identity --query Arn --output text \
 fi
 printf 'SOURCE\t%s\n' "$out"
 export -f body prepare_service probe probe_bucket probe_identity cleanup_service retry_denied emit clean \
-  code_of is_denied key_of now_ms s3
+  code_of is_denied key_of now_ms s3 version_of remove_versions
 export -f throttle
-export MODE ACCOUNT RUN WAIT_SECONDS PREFIX NO_ETAG MAX_FINDINGS MAX_JOBS workdir
+export MODE ACCOUNT RUN WAIT_SECONDS PREFIX NO_ETAG MAX_FINDINGS MAX_JOBS workdir versions
 body_seconds=$(left)
 if [ "$body_seconds" -gt 5 ]; then
   timeout --kill-after=5 "$body_seconds" bash -c "$(declare -p SERVICES BUCKETS BATCH PROBES); body"

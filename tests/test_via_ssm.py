@@ -17,13 +17,25 @@ from typing import Any
 
 import boto3
 import pytest
-from check_world import ACCOUNT, INSTANCE_ID, REGION, USER_BODY, USER_KEY, Wiring, build, objects
+from check_world import (
+    ACCOUNT,
+    INSTANCE_ID,
+    REGION,
+    USER_BODY,
+    USER_KEY,
+    Wiring,
+    bucket_of,
+    build,
+    objects,
+)
 
 from checks.aws_rules import aws_iam_rules
 from checks.host_report import HostError, parse_host_output
+from checks.probes import RESERVED_PREFIX
 from checks.targets import parse_outputs
 from checks.via_ssm import SsmCommand, render_script, run_via_ssm
 from checks.via_ssm import _assemble as assemble
+from infra import policies
 from infra.aws_config import render_aws_config
 
 BIN = Path(sys.executable).parent
@@ -815,3 +827,43 @@ def test_a_signal_during_the_cleanup_still_sends_every_cleanup_batch(
     with pytest.raises(Interrupted), interrupts():
         scripted(runner, deadline=300)
     assert [mode for mode, _ in runner.sent].count("cleanup") == 2, runner.sent
+
+
+def _check_versions_left(bucket: str) -> list[str]:
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[ACCOUNT]["aws"]
+    versions, _prefixes, markers, _key, _version = backend.list_object_versions(
+        bucket, prefix=RESERVED_PREFIX
+    )
+    return [v.name for v in [*versions, *markers]]
+
+
+@pytest.mark.parametrize("granted", [True, False], ids=["with-the-grant", "older-stack"])
+def test_the_host_side_removes_the_versions_it_created(
+    server: str, tmp_path: Path, granted: bool
+) -> None:
+    """Versioned buckets: the host's cleanup deletes the put's version and the delete marker
+    by id, so nothing is left under the check's prefix; a role without s3:DeleteObjectVersion
+    (a stack from before the grant) still passes, and the step says what stays behind."""
+    world = build(Wiring(services=("service-a", "service-b"), versioned=True))
+    if not granted:
+        from moto.iam.models import iam_backends
+
+        iam = iam_backends[ACCOUNT]["global"]
+        for name in ("service-a", "service-b"):
+            role = f"{name}-role-0a1b2c3"
+            grant = policies.bucket_access_policy(f"arn:aws:s3:::{bucket_of(name)}")
+            iam.put_role_policy(role, "bucket-access", json.dumps(grant))
+    report, _ = via_ssm(server, world, tmp_path)
+    assert report.ok, report.as_json()
+    for name in ("service-a", "service-b"):
+        delete = next(s for s in report.services[name].steps if s.name == "delete")
+        left = _check_versions_left(bucket_of(name))
+        if granted:
+            assert "and its 2 versions (the object's and its delete marker)" in delete.detail
+            assert left == [], left
+        else:
+            assert "remain for the bucket's lifecycle rule" in delete.detail, delete.detail
+            assert "s3:DeleteObjectVersion" in delete.detail
+            assert len(left) == 2, left
