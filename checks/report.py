@@ -95,7 +95,7 @@ def write_table(report: Report, out: IO[str]) -> None:
     if proof := report.extra.get("proof"):
         console.print(proof_line(proof))
     if (reach := report.extra.get("reach")) is not None:
-        console.print(reach_line(reach))
+        console.print(reach_line(reach, probed="proof" in report.extra))
 
 
 def proof_line(proof: Mapping[str, Any]) -> str:
@@ -110,17 +110,21 @@ def proof_line(proof: Mapping[str, Any]) -> str:
     return f"proof: {planned:,} of {planned:,} denial probes ran{how}"
 
 
-def reach_line(reach: Mapping[str, Any]) -> str:
-    """Which parts the documents prove, and what they did not cover."""
+def reach_line(reach: Mapping[str, Any], probed: bool = True) -> str:
+    """Which parts the documents prove, which the probes, and what neither covered."""
     if reach.get("skipped"):
         return f"reach: not proven ({reach['skipped']}): only the probed paths are proven"
     if "error" in reach:
         return "reach: NOT PROVEN: the documents could not be read (see the reach steps)"
     verdict = "no identity reaches beyond the design" if reach["ok"] else "FINDINGS (see reach)"
+    probes = (
+        "the probes check the documents against AWS's answers"
+        if probed
+        else "no probes ran (--reach-only)"
+    )
     line = (
         f"reach: proven by documents for every path ({reach['judged']:,} identities judged of "
-        f"{reach['rolesRead']:,} roles): {verdict}; the probes check the documents against "
-        "AWS's answers"
+        f"{reach['rolesRead']:,} roles): {verdict}; {probes}"
     )
     if missed := reach.get("notCovered"):
         line += (

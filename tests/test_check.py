@@ -119,6 +119,7 @@ def test_json_is_exactly_the_documented_shape(
         "notCovered",
         "roleReach",
         "beyond",
+        "outsideTheStack",
     }
     assert report["proof"] == {"planned": 4, "done": 4, "sample": 1}, "the host's 4 probes"
     (step, *_) = report["services"]["service-a"]["steps"]

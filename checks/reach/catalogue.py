@@ -75,7 +75,8 @@ def matches(pattern: str, action: str) -> bool:
 
 def expand(patterns: Iterable[str], services: Iterable[str] = JUDGED_SERVICES) -> set[Action]:
     """The catalogue's actions of the given services that any of the patterns names."""
-    wanted = list(patterns)
+    # One pattern passed bare would otherwise be read character by character (`*` among them).
+    wanted = [patterns] if isinstance(patterns, str) else list(patterns)
     return {
         action
         for service in services

@@ -92,16 +92,38 @@ def names_action(statement: Statement, action: str) -> bool:
     return named != statement.not_action
 
 
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
+def widened(pattern: str) -> str:
+    """A pattern with its policy variables (`${aws:username}`) read as `*`: what they could
+    become is unknown here, so on the Allow side they may match anything."""
+    return _VARIABLE.sub("*", pattern)
+
+
+def certain(pattern: str) -> bool:
+    """Whether a pattern means the same whoever asks: no policy variable in it."""
+    return "${" not in pattern
+
+
+def excludes(pattern: str, target: Target) -> bool:
+    """Whether a NotResource entry surely takes the target out: exact and case-sensitive, as
+    AWS matches ARNs, since folding case or guessing a variable would hide reach."""
+    if not certain(pattern):
+        return False
+    if target.prefix:
+        return covers_prefix(pattern, target.arn)
+    return glob(pattern, target.arn, fold=False)
+
+
 def names_target(statement: Statement, target: Target) -> bool:
     """Allow side: does the statement reach (some part of) the target?"""
+    if statement.not_resource:
+        # NotResource reaches the target unless one entry surely excludes all of it.
+        return not any(excludes(r, target) for r in statement.resources)
     if target.prefix:
-        hit = any(overlaps_prefix(r, target.arn) for r in statement.resources)
-        if statement.not_resource:
-            # NotResource reaches the prefix unless one entry excludes all of it.
-            return not any(covers_prefix(r, target.arn) for r in statement.resources)
-        return hit
-    hit = any(glob(r, target.arn) for r in statement.resources)
-    return hit != statement.not_resource
+        return any(overlaps_prefix(widened(r), target.arn) for r in statement.resources)
+    return any(glob(widened(r), target.arn) for r in statement.resources)
 
 
 def denies_all_of(statement: Statement, action: str, target: Target) -> bool:
@@ -110,9 +132,7 @@ def denies_all_of(statement: Statement, action: str, target: Target) -> bool:
         return False
     if statement.not_resource:
         return False  # Whether it covers the target is rarely certain: never counted.
-    if target.prefix:
-        return any(covers_prefix(r, target.arn) for r in statement.resources)
-    return any(glob(r, target.arn, fold=False) for r in statement.resources)
+    return any(excludes(r, target) for r in statement.resources)
 
 
 def allowing(statements: Iterable[Statement], action: str, target: Target) -> list[Statement]:

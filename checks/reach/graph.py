@@ -21,6 +21,7 @@ from checks.reach.documents import Identity, Statement
 from checks.reach.evaluate import (
     Target,
     allowing,
+    certain,
     denied,
     identity_grants,
     judged_actions,
@@ -157,7 +158,9 @@ _S3_ARN = re.compile(r"^arn:[\w-]+:s3:::([^/*?]+)(?:/.*)?$")
 
 def _buckets_named(statement: Statement, buckets: Iterable[str]) -> Iterable[str]:
     """The buckets a statement may concern: those it names, or all for a wildcard."""
-    if statement.not_resource or any("*" in r or "?" in r for r in statement.resources):
+    if statement.not_resource or any(
+        "*" in r or "?" in r or not certain(r) for r in statement.resources
+    ):
         return buckets
     wanted = {m[1] for r in statement.resources if (m := _S3_ARN.match(r))}
     return [b for b in buckets if b in wanted]

@@ -71,6 +71,10 @@ class Proof:
     findings: list[Finding] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     host_reached_by: list[str] = field(default_factory=list)
+    others: list[dict[str, str]] = field(default_factory=list)
+    """Identities the stack cannot reach that hold S3 grants on a stack bucket (an account's
+    administrators, its CI): reported, never failed, since the proof's question is what the
+    stack's identities can reach."""
     beyond: list[dict[str, str]] = field(default_factory=list)
     """Each S3 action an identity holds on a stack bucket beyond the design's grants."""
     labels: dict[str, str] = field(default_factory=dict)
@@ -375,6 +379,23 @@ class _Prover:
                 if kind == "AWS" and self.identity(value) is None:
                     self.proof.host_reached_by.append(f"{value} ({statement.where})")
 
+    def others_with_grants(self) -> None:
+        buckets = {b: a for n, (b, a) in self.expected.buckets.items() if n in self.selected}
+        for identity in self.account.identities:
+            if identity.arn in self.judged_set:
+                continue
+            grants = bucket_grants(identity, buckets, self.policies, self.expected.check_prefix)
+            for bucket, found in grants.items():
+                if found:
+                    self.proof.others.append(
+                        {
+                            "identity": identity.arn,
+                            "bucket": bucket,
+                            "actions": ", ".join(g.action for g in found[:4])
+                            + (f" and {len(found) - 4} more" if len(found) > 4 else ""),
+                        }
+                    )
+
     def run(self) -> Proof:
         reached = self.walk()
         self.expected_edges()
@@ -384,6 +405,7 @@ class _Prover:
             self.judge(arn)
         self.stack_documents()
         self.who_reaches_host()
+        self.others_with_grants()
         self.proof.judged = len(self.judged_set)
         for edge in self.proof.edges:
             for arn in (edge.source, edge.target):

@@ -113,13 +113,20 @@ def _step(name: str, targets: Targets, proof: Proof, roles: int, ms: int) -> Ste
     if findings:
         return Step(STEP, False, ms, "; ".join(str(f) for f in findings))
     bucket = targets.services[name].bucket_name
+    others = sorted({o["identity"] for o in proof.others if o["bucket"] == bucket})
+    outside = (
+        f"; outside the stack's reach, {len(others)} identities hold grants on it (reported, "
+        f"not judged: {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
+        if others
+        else ""
+    )
     return Step(
         STEP,
         True,
         ms,
         f"by documents: of the {proof.judged} identities the stack reaches ({roles} roles read), "
         f"only the {name} role reaches {bucket}, with exactly list, get, put and delete, and "
-        "it reaches no role",
+        f"it reaches no role{outside}",
     )
 
 
@@ -141,6 +148,7 @@ def summary(proof: Proof, account_roles: int) -> dict[str, Any]:
         "findings": [f.as_json() for f in proof.findings],
         "roleReach": [f"{proof.labels[e.source]} → {proof.labels[e.target]}" for e in proof.edges],
         "beyond": proof.beyond,
+        "outsideTheStack": proof.others,
         "hostReachedBy": proof.host_reached_by,
         "notCovered": proof.not_covered,
     }
