@@ -26,6 +26,10 @@ EC2 = "ec2.amazonaws.com"
 REGION = "us-east-1"
 INSTANCE_ID = "i-0123456789abcdef0"
 AUDITOR = "auditor"
+OWN_STEPS = ("list", "put", "get", "isolation", "delete")
+"""The steps of a service's own bucket and its isolation, in the report's order."""
+DEDICATED_STEPS = ["reach", *OWN_STEPS]
+"""A dedicated instance's report on its own service: the documents, then the probes."""
 USER_KEY = "data/keep.txt"
 USER_BODY = b"user data that the check must never touch\n"
 

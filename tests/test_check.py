@@ -12,6 +12,7 @@ import pytest
 from check_world import (
     ACCOUNT,
     AUDITOR,
+    DEDICATED_STEPS,
     INSTANCE_ID,
     USER_BODY,
     USER_KEY,
@@ -263,14 +264,7 @@ def test_dedicated_credentials_check_their_own_service(
     code, report = check_json(world, tmp_path, monkeypatch, capsys, "--without-peer-get")
     assert code == 0, report
     assert list(report["services"]) == ["service-a"]
-    assert [s["name"] for s in report["services"]["service-a"]["steps"]] == [
-        "reach",
-        "list",
-        "put",
-        "get",
-        "isolation",
-        "delete",
-    ]
+    assert [s["name"] for s in report["services"]["service-a"]["steps"]] == DEDICATED_STEPS
     assert report["source"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/service-a-role")
     code, out, err = run_check(world, tmp_path, monkeypatch, capsys, "--service", "service-b")
     assert code == 2 and out == "" and "--service must be service-a" in err

@@ -140,6 +140,15 @@ def _managed(pages: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Statement, .
     return found
 
 
+def _inline(policies: Iterable[Mapping[str, Any]], owner: str) -> list[Statement]:
+    """The statements of an identity's inline policies, each named `inline policy P of O`."""
+    return [
+        s
+        for p in policies
+        for s in statements(f"inline policy {p['PolicyName']} of {owner}", p["PolicyDocument"])
+    ]
+
+
 def account_from_details(pages: Iterable[Mapping[str, Any]]) -> Account:
     """An Account from the pages of GetAccountAuthorizationDetails (all filters)."""
     pages = list(pages)
@@ -160,24 +169,12 @@ def account_from_details(pages: Iterable[Mapping[str, Any]]) -> Account:
     for page in pages:
         for group in page.get("GroupDetailList", []):
             name = group["GroupName"]
-            inline = [
-                s
-                for p in group.get("GroupPolicyList", [])
-                for s in statements(
-                    f"inline policy {p['PolicyName']} of group {name}", p["PolicyDocument"]
-                )
-            ]
+            inline = _inline(group.get("GroupPolicyList", []), f"group {name}")
             groups[name] = inline + attached(group.get("AttachedManagedPolicies", []), name)
     for page in pages:
         for role in page.get("RoleDetailList", []):
             name = role["RoleName"]
-            inline = [
-                s
-                for p in role.get("RolePolicyList", [])
-                for s in statements(
-                    f"inline policy {p['PolicyName']} of role {name}", p["PolicyDocument"]
-                )
-            ]
+            inline = _inline(role.get("RolePolicyList", []), f"role {name}")
             boundary_arn = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
             account.roles[role["Arn"]] = Identity(
                 arn=role["Arn"],
@@ -192,13 +189,7 @@ def account_from_details(pages: Iterable[Mapping[str, Any]]) -> Account:
             )
         for user in page.get("UserDetailList", []):
             name = user["UserName"]
-            inline = [
-                s
-                for p in user.get("UserPolicyList", [])
-                for s in statements(
-                    f"inline policy {p['PolicyName']} of user {name}", p["PolicyDocument"]
-                )
-            ]
+            inline = _inline(user.get("UserPolicyList", []), f"user {name}")
             via_groups = [s for g in user.get("GroupList", []) for s in groups.get(g, [])]
             boundary_arn = (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
             account.users[user["Arn"]] = Identity(
