@@ -267,7 +267,8 @@ def step_of(
             "(accepted: --without-peer-get)"
         )
     if tasks[0].sampled:
-        extra += f" (a sample of {len(tasks)} buckets, --sample)"
+        noun = "bucket" if len(tasks) == 1 else "buckets"
+        extra += f" (a sample of {len(tasks)} {noun}, in rotation)"
     if aimless:
         names = _names(sorted(set(aimless)))
         extra += f"; only list on the buckets of {names}, which hold no test object (see them)"

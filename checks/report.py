@@ -101,7 +101,8 @@ def write_table(report: Report, out: IO[str]) -> None:
 def proof_line(proof: Mapping[str, Any]) -> str:
     """How much of the negative proof ran: all of it, a sample, or (cut short) how much."""
     planned, done, sample = proof["planned"], proof["done"], proof.get("sample")
-    how = f", each service role on {sample} other buckets (--sample)" if sample else ""
+    buckets = "bucket" if sample == 1 else "buckets"
+    how = f", each service role on {sample} other {buckets}, in rotation" if sample else ""
     if done < planned:
         return (
             f"proof INCOMPLETE: {done:,} of {planned:,} denial probes ran{how}; each failed "

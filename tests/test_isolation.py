@@ -225,7 +225,7 @@ def test_a_sample_probes_each_role_on_n_buckets_and_says_so(aws: None) -> None:
     assert probed == [("s-a", "s-b"), ("s-b", "s-c"), ("s-c", "s-d"), ("s-d", "s-a")]
     for result in report.services.values():
         isolation = next(s for s in result.steps if s.name == "isolation")
-        assert "(a sample of 1 buckets, --sample)" in isolation.detail
+        assert "(a sample of 1 bucket, in rotation)" in isolation.detail
 
 
 def test_a_full_proof_the_deadline_cuts_short_fails_and_says_how_far_it_got(

@@ -27,6 +27,9 @@ from checks.reach.guarantees import (
     stack_trust_problems,
 )
 
+DATA_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket")
+"""Named first in a finding: reading, writing and deleting the data itself."""
+
 
 @dataclass(frozen=True)
 class Expected:
@@ -222,8 +225,13 @@ class _Prover:
                 for g in found
                 if owner != own or (g.action, g.scope) not in OWN_GRANTS | OWN_OPTIONAL
             ]
+            # One finding per document and scope: `s3:*` is one grant, not sixty.
+            groups: dict[tuple[tuple[str, ...], str], list[Grant]] = {}
             for grant in extra:
-                self.data_finding(arn, owner, bucket, grant)
+                where = bucket if grant.scope == "bucket" else f"{bucket}/*"
+                groups.setdefault((grant.documents, where), []).append(grant)
+            for (_, where), grouped in groups.items():
+                self.data_finding(arn, owner, bucket, where, grouped)
         self.change_findings(identity)
         for unseen in self.unseen_of(identity):
             self.add(
@@ -254,7 +262,9 @@ class _Prover:
                 "the service role cannot do its job: `pulumi up` restores its bucket-access policy",
             )
 
-    def data_finding(self, arn: str, owner: str, bucket: str, grant: Grant) -> None:
+    def data_finding(
+        self, arn: str, owner: str, bucket: str, where: str, grants: list[Grant]
+    ) -> None:
         services = {owner}
         if arn in self.service_of_role:
             services |= {self.service_of_role[arn]} & set(self.selected)
@@ -262,27 +272,28 @@ class _Prover:
             starts = self.starts_of.get(arn, set())
             services |= {self.service_of_role[s] for s in starts if s in self.service_of_role}
             services &= set(self.selected) | {owner}
-        where = bucket if grant.scope == "bucket" else f"{bucket}/*"
         path = self.path(self.paths.get(arn, []), self.start_of(arn))
-        self.proof.beyond.append(
-            {"identity": self.label(arn), "bucket": bucket, "action": grant.action}
-        )
+        for grant in grants:
+            self.proof.beyond.append(
+                {"identity": self.label(arn), "bucket": bucket, "action": grant.action}
+            )
+        rank = {a: i for i, a in enumerate(DATA_ACTIONS)}
+        names = sorted((g.action for g in grants), key=lambda a: (rank.get(a, len(rank)), a))
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        document = grants[0].documents[0]
         if arn == self.service_of_role_arn(owner):
             fix = (
-                f"remove {grant.action} from {grant.documents[0]}: a service role needs exactly "
+                f"remove {shown} from {document}: a service role needs exactly "
                 "s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on its bucket"
             )
         else:
-            fix = (
-                f"remove {grant.action} from {grant.documents[0]}: only the {owner} role may "
-                f"reach {bucket}"
-            )
+            fix = f"remove {shown} from {document}: only the {owner} role may reach {bucket}"
         self.add(
             services,
-            f"{path} → {grant.action} on {where}",
-            " and ".join(grant.documents),
+            f"{path} → {shown} on {where}",
+            " and ".join(grants[0].documents),
             fix,
-            grant.why,
+            "; ".join(dict.fromkeys(g.why for g in grants if g.why)),
         )
 
     def service_of_role_arn(self, service: str) -> str:
@@ -407,6 +418,7 @@ class _Prover:
         self.who_reaches_host()
         self.others_with_grants()
         self.proof.judged = len(self.judged_set)
+        self.proof.edges.sort(key=lambda e: (e.source, e.target))
         for edge in self.proof.edges:
             for arn in (edge.source, edge.target):
                 self.proof.labels[arn] = self.label(arn)

@@ -146,7 +146,9 @@ def summary(proof: Proof, account_roles: int) -> dict[str, Any]:
             for e in proof.edges
         ],
         "findings": [f.as_json() for f in proof.findings],
-        "roleReach": [f"{proof.labels[e.source]} → {proof.labels[e.target]}" for e in proof.edges],
+        "roleReach": sorted(
+            f"{proof.labels[e.source]} → {proof.labels[e.target]}" for e in proof.edges
+        ),
         "beyond": proof.beyond,
         "outsideTheStack": proof.others,
         "hostReachedBy": proof.host_reached_by,
