@@ -3,19 +3,12 @@
 import os
 import signal
 import sys
-from types import FrameType
 
+from checks import install_start_up_handlers
 
-def _before_start(signum: int, _frame: FrameType | None) -> None:
-    """A signal while Python still imports boto3 and the rest: nothing has been written
-    anywhere yet, so one line and the conventional exit code are the whole of it."""
-    sys.stderr.write(f"checks: interrupted by {signal.Signals(signum).name}\n")
-    sys.stderr.flush()
-    os._exit(128 + signum)
-
-
-for _signal in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_signal, _before_start)
+# Already installed by the package as runpy imported it (checks/__init__.py); again here for a
+# run that did not come through `python -m checks` (runpy.run_module, a debugger's launcher).
+install_start_up_handlers()
 
 from checks.cli import main  # noqa: E402 (after the handlers: importing takes a second)
 

@@ -39,6 +39,11 @@ class Progress:
         self._thread = threading.Thread(target=self._report, daemon=True, name="progress")
         self._thread.start()
 
+    def say(self, what: str) -> None:
+        """One line of what the run is doing now, e.g. a long phase beginning (none if quiet)."""
+        if not self._quiet:
+            print(f"checks: {what}", file=self._stream, flush=True)
+
     def planned(self, probes: int) -> None:
         with self._lock:
             self.probes_total += probes

@@ -4,10 +4,10 @@ test object is deleted or named."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
+from types import FrameType
 from typing import Any
 
 import boto3
@@ -78,17 +78,29 @@ def test_a_signal_during_the_final_cleanup_waits_for_it(monkeypatch: pytest.Monk
     interrupted (it used to cut the cleanup and exit with the object neither deleted nor
     named)."""
     deleted: list[str] = []
+    handled = threading.Event()
 
     class SlowS3:
         def delete_object(self, **kw: Any) -> dict[str, Any]:
-            time.sleep(0.6)
+            # SIGTERM now, at the main thread (as the kernel delivers a signal from outside),
+            # which waits for this delete; it finishes only once the handler has run.
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+            assert handled.wait(30), "the main thread never handled the SIGTERM"
+            time.sleep(0.6)  # slow: a cleanup cut short by the signal would end before this
             deleted.append(kw["Key"])
             return {}
 
     def run_then_signal(self: Checker, *_args: Any) -> Report:
         self.pending.add(Written("a-bucket", "k", "123456789012", SlowS3))
         self.pending.settled("a-bucket", "k")
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        handler = signal.getsignal(signal.SIGTERM)  # the one interrupts() installed
+        assert callable(handler)
+
+        def seen(signum: int, frame: FrameType | None) -> None:
+            handled.set()
+            handler(signum, frame)
+
+        signal.signal(signal.SIGTERM, seen)  # interrupts() puts back its own predecessor
         return Report(source="x", services={})
 
     monkeypatch.setattr(Checker, "_run", run_then_signal)

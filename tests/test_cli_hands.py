@@ -5,18 +5,110 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
 from checks.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+HANDSHAKE_SECONDS = 60.0
+"""How long a test waits for the line that proves the child is where the test means: a
+generous bound, only ever reached when something is broken (a busy machine is slow, not
+that slow)."""
+DEPLOYING = "checks: deploying the program into the emulator"
+CHECKING = re.compile(r"checks: \d+/\d+ services prepared, \d+/\d+ probes done")
+"""The check's progress line: printed only while its probes run (2 s on, every 5 s)."""
+IMPORTED_CHECKS = re.compile(r"import time: .*\|\s*checks$")
+"""`python -X importtime`'s line once the `checks` package has been imported (by runpy)."""
+IMPORTING_BOTO = re.compile(r"import time: .*\|\s*(boto3|botocore)(\.\S+)?$")
+"""... and once a module of boto3's own import is: checks.cli's imports are under way."""
+
+
+class Child:
+    """A process whose stdout and stderr are read in threads as they come, so that a test
+    can wait for the stderr line proving the child is in the phase the test means and only
+    then signal it: a fixed sleep comes too early or too late on a busy machine."""
+
+    def __init__(self, run: subprocess.Popen[str]) -> None:
+        self.run = run
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._err_closed = False
+        self._changed = threading.Condition()
+        assert run.stdout is not None and run.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._read, args=(run.stdout, self._out), daemon=True),
+            threading.Thread(target=self._read, args=(run.stderr, self._err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: IO[str], lines: list[str]) -> None:
+        for line in stream:
+            with self._changed:
+                lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._err_closed = self._err_closed or lines is self._err
+            self._changed.notify_all()
+
+    def wait_for(self, wanted: Callable[[str], object], what: str) -> str:
+        """The first stderr line that `wanted` accepts; the test fails, saying what it waited
+        for and what the child said, if the child ends or HANDSHAKE_SECONDS pass first."""
+        end = time.monotonic() + HANDSHAKE_SECONDS
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self._err[seen:]:
+                    if wanted(line.rstrip("\n")):
+                        return line.rstrip("\n")
+                seen = len(self._err)
+                said = "".join(self._err)
+                if self._err_closed:  # every line read: the run has ended
+                    pytest.fail(f"the run ended before {what}: {said}")
+                left = end - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"no {what} within {HANDSHAKE_SECONDS:.0f} s: {said}")
+                self._changed.wait(min(left, 1.0))
+
+    def finish(self, timeout: float = 60) -> tuple[str, str]:
+        """Wait for the child's end; all it wrote on stdout and on stderr."""
+        self.run.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        with self._changed:
+            return "".join(self._out), "".join(self._err)
+
+
+@contextmanager
+def child(command: list[str], cwd: Path, **popen: Any) -> Iterator[Child]:
+    """Start `command`; whatever the test's outcome, the process (or the session it leads,
+    with start_new_session) is gone afterwards."""
+    run = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+    )
+    try:
+        yield Child(run)
+    finally:
+        if run.poll() is None:
+            if popen.get("start_new_session"):
+                os.killpg(run.pid, signal.SIGKILL)
+            else:
+                run.kill()
+        run.wait(timeout=60)
 
 
 def stack_file(tmp_path: Path, services: int, extra: str = "") -> Path:
@@ -29,29 +121,31 @@ def stack_file(tmp_path: Path, services: int, extra: str = "") -> Path:
 
 
 @pytest.mark.parametrize(
-    ("signum", "code", "after"),
+    ("signum", "code", "phase"),
     # SIGTERM mid-check, mid-put and at start-up: test_faults.py and below.
-    [(signal.SIGTERM, 143, 1.5), (signal.SIGINT, 130, 4.0)],
+    [(signal.SIGTERM, 143, "deploying"), (signal.SIGINT, 130, "checking")],
     ids=["SIGTERM-while-deploying", "SIGINT-while-checking"],
 )
 def test_a_signal_anywhere_in_the_rehearsal_ends_it_with_one_line(
-    tmp_path: Path, signum: int, code: int, after: float
+    tmp_path: Path, signum: int, code: int, phase: str
 ) -> None:
     """Never a traceback, never exit 0: one line and 128 + the signal's number."""
     config = stack_file(tmp_path, 24)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "checks", "--rehearse", "--config-file", str(config), "--json"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(after)
-    assert run.poll() is None, "the rehearsal ended before the signal; make it bigger"
-    run.send_signal(signum)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == code, err
-    said = [line for line in err.splitlines() if "services prepared" not in line]  # progress
+    command = [sys.executable, "-m", "checks", "--rehearse", "--config-file", str(config)]
+    # Every pair probed: the check lasts many seconds, past its first progress line (2 s).
+    extra = ["--full-probes"] if phase == "checking" else []
+    with child([*command, "--json", *extra], ROOT) as run:
+        # The signal goes once the rehearsal's own progress line says it is in that phase.
+        if phase == "deploying":
+            run.wait_for(DEPLOYING.__eq__, "the deploy into the emulator")
+        else:
+            run.wait_for(CHECKING.match, "the check's progress line")
+        assert run.run.poll() is None, "the rehearsal ended before the signal; make it bigger"
+        run.run.send_signal(signum)
+        out, err = run.finish()
+    assert run.run.returncode == code, err
+    progress = ("services prepared", DEPLOYING)
+    said = [line for line in err.splitlines() if not any(p in line for p in progress)]
     assert "Traceback" not in err, err
     assert said == [f"checks: interrupted by {signal.Signals(signum).name}"], err
     assert out == "", "an interrupted run prints no report"
@@ -135,21 +229,16 @@ def test_dev_py_passes_on_an_interrupt_as_the_tools_exit_code(fresh_clone: Path,
     dev.py alone, which passes it on. Either way: one line from the tool, 130, no
     KeyboardInterrupt traceback from dev.py, never a finished run with exit 0."""
     config = stack_file(fresh_clone, 24)
-    run = subprocess.Popen(
-        [sys.executable, "dev.py", "rehearse", "--config-file", str(config)],
-        cwd=fresh_clone,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    time.sleep(3)
-    if to == "process-group":
-        os.killpg(run.pid, signal.SIGINT)
-    else:
-        os.kill(run.pid, signal.SIGINT)
-    _, err = run.communicate(timeout=60)
-    assert run.returncode == 130, err
+    command = [sys.executable, "dev.py", "rehearse", "--config-file", str(config)]
+    with child(command, fresh_clone, start_new_session=True) as run:
+        # The tool says so once it deploys: both it and dev.py have their handlers by then.
+        run.wait_for(DEPLOYING.__eq__, "the tool's deploy into the emulator")
+        if to == "process-group":
+            os.killpg(run.run.pid, signal.SIGINT)
+        else:
+            os.kill(run.run.pid, signal.SIGINT)
+        _, err = run.finish()
+    assert run.run.returncode == 130, err
     assert (
         "Traceback" not in err and err.strip().splitlines()[-1] == "checks: interrupted by SIGINT"
     )
@@ -228,19 +317,103 @@ def test_a_signal_during_start_up_is_one_line_too(signum: int, code: int) -> Non
     """While Python still imports boto3 (the first ~second), before any handler of the check
     itself: one line and the conventional code, not a KeyboardInterrupt traceback or a bare
     death by signal."""
-    run = subprocess.Popen(
-        [sys.executable, "-m", "checks", "--rehearse"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(0.15)  # the interpreter is up; the check's imports are under way
-    run.send_signal(signum)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == code, err
-    assert err.strip().splitlines() == [f"checks: interrupted by {signal.Signals(signum).name}"]
+    # -X importtime says on stderr when each module is imported: the signal goes once a
+    # module of boto3's is, so checks.cli's imports are under way.
+    command = [sys.executable, "-X", "importtime", "-m", "checks", "--rehearse"]
+    with child(command, ROOT) as run:
+        run.wait_for(IMPORTING_BOTO.match, "the import of boto3")
+        run.run.send_signal(signum)
+        out, err = run.finish()
+    assert run.run.returncode == code, err
+    said = [line for line in err.strip().splitlines() if not line.startswith("import time:")]
+    assert said == [f"checks: interrupted by {signal.Signals(signum).name}"], err
     assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_a_signal_between_the_packages_import_and_its_main_is_one_line(
+    signum: int, code: int
+) -> None:
+    """runpy imports the `checks` package, then runs checks/__main__.py, whose own imports
+    (signal, enum) take milliseconds before it can install a handler: a signal in between
+    was a KeyboardInterrupt traceback (SIGTERM: a bare death by signal). The package installs
+    the handlers itself when it is being run. Thirty runs, each signalled at once after
+    `-X importtime` says the package is imported, so each hits that window (or just after)."""
+    command = [sys.executable, "-X", "importtime", "-m", "checks", "--outputs", "none.json"]
+    name = signal.Signals(signum).name
+    for attempt in range(30):
+        with child(command, ROOT) as run:
+            run.wait_for(IMPORTED_CHECKS.match, "the import of the checks package")
+            run.run.send_signal(signum)
+            out, err = run.finish()
+        said = [line for line in err.splitlines() if not line.startswith("import time:")]
+        assert "Traceback" not in err, (attempt, err)
+        assert (run.run.returncode, said, out) == (code, [f"checks: interrupted by {name}"], ""), (
+            attempt,
+            err,
+        )
+
+
+def test_a_signal_the_moment_the_process_starts_is_one_line_or_nothing() -> None:
+    """A signal sent the moment the process exists, thirty times: each run ends with the one
+    line and 130, or dies of SIGINT having printed nothing (the signal came before Python had
+    installed any handler, as it does when sent at once). Between the two lies Python's own
+    start-up (site, encodings, runpy) before it runs any code of the project's: there a
+    signal is Python's KeyboardInterrupt, which no code of ours can cover."""
+    outcomes: list[tuple[int, str, str]] = []
+    for _ in range(30):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "checks", "--outputs", "none.json"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        run.send_signal(signal.SIGINT)  # at once: no reader thread, no sleep before it
+        try:
+            out, err = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait(timeout=60)
+        outcomes.append((run.returncode, out, err))
+    assert not [o for o in outcomes if "Traceback" in o[2]], outcomes
+    allowed = [(130, "", "checks: interrupted by SIGINT\n"), (-signal.SIGINT, "", "")]
+    assert all(outcome in allowed for outcome in outcomes), outcomes
+
+
+LOOK = (
+    "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
+    "signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
+)
+"""Prints `True True` while SIGINT and SIGTERM are as Python starts them."""
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ["-c", f"import checks; {LOOK}"],
+        # Another package run with -m that imports checks: sys.argv[0] is "-m" then too.
+        ["-m", "importer"],
+    ],
+    ids=["import", "imported-by-another-m"],
+)
+def test_importing_the_package_installs_no_handler(tmp_path: Path, how: list[str]) -> None:
+    """Only `python -m checks` installs the start-up handlers: a library import (the tests,
+    a program using checks) leaves its signals as they were."""
+    (tmp_path / "importer").mkdir()
+    (tmp_path / "importer" / "__init__.py").write_text("import checks\n")
+    (tmp_path / "importer" / "__main__.py").write_text(f"{LOOK}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    done = subprocess.run(
+        [sys.executable, *how], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True True\n", "")
+    # This process imported checks too (as every test does).
+    handler = signal.getsignal(signal.SIGTERM)
+    assert getattr(handler, "__module__", None) != "checks", handler
 
 
 def test_a_signal_lost_on_its_way_still_ends_the_run_at_the_next_wait() -> None:
@@ -264,8 +437,9 @@ def test_a_signal_while_the_report_is_written_waits_for_its_end() -> None:
 
     written: list[str] = []
     with pytest.raises(Interrupted), interrupts() as stopped, deferred():
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.05)
+        # At the main thread, whose handler runs as the call returns: no sleep to wait for it.
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+        assert stopped.signal == signal.SIGTERM, "the handler has run, and only remembered it"
         written.append("the whole report")
     assert written == ["the whole report"] and stopped.signal == signal.SIGTERM
 

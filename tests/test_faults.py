@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,9 +130,28 @@ def test_a_signal_mid_put_cleans_up_and_says_so(
     nothing_left(world)
 
 
+def watch_moto(app: FaultyApp, monkeypatch: pytest.MonkeyPatch) -> dict[str, threading.Event]:
+    """Events set the moment moto itself has answered a DeleteObject of a check object, or
+    stored a check object's PutObject: the points in the middleware's pass to moto that a
+    test waits for, instead of guessing how long they take."""
+    done = {"DELETE": threading.Event(), "PUT": threading.Event()}
+    moto = app.app
+
+    def watched(environ: dict[str, Any], start_response: Any) -> Any:
+        answer = moto(environ, start_response)
+        if "ec2-assume-role-check/" in environ.get("PATH_INFO", ""):
+            event = done.get(environ["REQUEST_METHOD"])
+            if event is not None:
+                event.set()
+        return answer
+
+    monkeypatch.setattr(app, "app", watched)
+    return done
+
+
 @pytest.mark.parametrize("lands", ["during-the-cleanup", "after-the-exit"])
 def test_a_signal_while_a_put_is_still_in_flight_leaves_nothing_unsaid(
-    faulty: tuple[str, FaultyApp], tmp_path: Path, lands: str
+    faulty: tuple[str, FaultyApp], tmp_path: Path, lands: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SIGTERM before S3 has stored the put: the cleanup's first delete finds nothing, and
     the object lands after it. The cleanup waits for the put to settle and deletes again;
@@ -140,16 +160,19 @@ def test_a_signal_while_a_put_is_still_in_flight_leaves_nothing_unsaid(
     url, app = faulty
     world = build(Wiring(services=("service-a",)))
     app.fault = stall_then_store(30)
+    moto = watch_moto(app, monkeypatch)
     with aws_iam_rules():
         done = start(world, tmp_path, url)
         assert app.put_seen.wait(30), "the put never arrived"
         done.send_signal(signal.SIGTERM)
         if lands == "during-the-cleanup":
-            time.sleep(1.0)  # the cleanup is waiting for the put now
+            # The cleanup's first delete has found nothing: it waits for the put now.
+            assert moto["DELETE"].wait(30), "the cleanup never deleted"
+            assert not moto["PUT"].is_set(), "the put landed before the delete"
             app.release.set()
         out, err = done.communicate(timeout=30)
         app.release.set()
-        time.sleep(0.3)  # let a late put land before looking
+        assert moto["PUT"].wait(30), "the put never landed"  # a late one too, before looking
     assert done.returncode == 143, err
     assert err.strip().splitlines()[-1] == "checks: interrupted by SIGTERM"
     assert "Traceback" not in err and out == ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -275,6 +276,21 @@ def _refuse_unknown_region(region: str) -> None:
         )
 
 
+def _saying_when_deploying(tamper: Tamper | None, progress: Any) -> Tamper | None:
+    """The tamper hook, and one progress line as the first resource reaches the emulator:
+    the program has validated its config by then, so a bad one is still one line."""
+    if progress is None:
+        return tamper
+    first = threading.Lock()  # the mock monitor creates resources from several threads
+
+    def hook(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        if first.acquire(blocking=False):  # never released: only the first one says it
+            progress.say("deploying the program into the emulator")
+        return inputs if tamper is None else tamper(typ, name, inputs)
+
+    return hook
+
+
 def run_rehearsal(
     config: Mapping[str, Any],
     *,
@@ -287,6 +303,7 @@ def run_rehearsal(
     region = str(config.get("aws:region") or DEFAULT_REGION)
     _refuse_unknown_region(region)
     with emulated_aws(region), aws_policy_rules():
+        tamper = _saying_when_deploying(tamper, options.progress)
         mocks = EmulatorMocks(region=region, tamper=tamper, partition=_partition(region))
         start = time.perf_counter()
         try:
