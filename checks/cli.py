@@ -297,8 +297,14 @@ def _main(args: argparse.Namespace, started: float) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         if args.rehearse:
-            from checks.rehearsal import rehearse
-
+            try:
+                from checks.rehearsal import rehearse
+            except ModuleNotFoundError as err:
+                # An installed check has no rehearsal: it deploys this repository's program.
+                raise UsageError(
+                    f"--rehearse needs a checkout of the repository and its dev requirements "
+                    f"({err.name} is missing): run `python3 dev.py rehearse` there"
+                ) from None
             return rehearse(args, started)
         report = _check(args)
     except UsageError as err:

@@ -20,13 +20,20 @@ class AwsContext:
     """The stack name: the IAM path of its service roles."""
 
 
-def resolve_context() -> AwsContext:
-    """Invokes answer in `pulumi preview` too, so nothing here is unknown at plan time."""
-    region = aws.get_region_output().region
+def resolve_context(parent: pulumi.Resource | None = None) -> AwsContext:
+    """Invokes answer in `pulumi preview` too, so nothing here is unknown at plan time.
+
+    With a `parent`, they ask that resource's AWS provider (e.g. one passed to a component in
+    `providers`), as its children will.
+    """
+    invoke = pulumi.InvokeOutputOptions(parent=parent)
+    region = aws.get_region_output(opts=invoke).region
     return AwsContext(
         region=region,
-        partition=aws.get_partition_output().partition,
-        account=aws.get_caller_identity_output().account_id,
-        ec2_principal=aws.get_service_principal_output(service_name="ec2", region=region).name,
+        partition=aws.get_partition_output(opts=invoke).partition,
+        account=aws.get_caller_identity_output(opts=invoke).account_id,
+        ec2_principal=aws.get_service_principal_output(
+            service_name="ec2", region=region, opts=invoke
+        ).name,
         stack=pulumi.get_stack(),
     )

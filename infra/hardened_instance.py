@@ -1,17 +1,16 @@
 """An EC2 instance reachable only through Session Manager, carrying one role."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the schema analyser reads these annotations live.
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from infra import policies
-from infra.exclusive_policies import declare_role_policies, named_policy_options
-from infra.placement import Placement, architecture
+from . import policies
+from .exclusive_policies import declare_role_policies, named_policy_options
+from .placement import Placement, architecture
 
 
 @dataclass(frozen=True)
@@ -52,17 +51,20 @@ def instance_role_policies(
     return InstanceRolePolicies(ssm_core, no_parameters)
 
 
-@dataclass(frozen=True)
-class HardenedInstanceArgs:
+class HardenedInstanceArgs(TypedDict):
+    """An instance carrying one role, reached through SSM Session Manager only."""
+
     role_name: pulumi.Input[str]
     """The role the instance profile carries: the host role, or a service's own role."""
     placement: Placement
     """AMI, type, subnet and VPC."""
     ssm_core_policy_arn: pulumi.Input[str]
-    """AmazonSSMManagedInstanceCore in the stack's partition."""
-    metadata_hop_limit: int = 2
-    """2 lets containers on the instance reach instance metadata (IMDSv2); 1 keeps them out."""
-    role_policy_names: Sequence[pulumi.Input[str]] = ()
+    """AmazonSSMManagedInstanceCore in the stack's partition, e.g.
+    `arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore`."""
+    metadata_hop_limit: NotRequired[int]
+    """IMDS hop limit: 2 (the default) lets containers on the instance reach instance metadata
+    (IMDSv2); 1 keeps them out."""
+    role_policy_names: NotRequired[list[pulumi.Input[str]]]
     """The inline policies the stack puts on the role elsewhere (a service's bucket grant, the
     host's AssumeRole grant), as their `name` outputs. With the instance's own they are the
     role's complete set, which this component declares (infra/exclusive_policies): anything
@@ -78,7 +80,9 @@ class HardenedInstance(pulumi.ComponentResource):
     """
 
     instance_id: pulumi.Output[str]
+    """The instance's id: `aws ssm start-session --target <id>`."""
     instance_profile_name: pulumi.Output[str]
+    """The instance profile that carries the role."""
 
     def __init__(
         self, name: str, args: HardenedInstanceArgs, opts: pulumi.ResourceOptions | None = None
@@ -86,19 +90,20 @@ class HardenedInstance(pulumi.ComponentResource):
         super().__init__("ec2-assume-role:index:HardenedInstance", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        attached = instance_role_policies(name, args.role_name, args.ssm_core_policy_arn, child)
+        role_name, placement = args["role_name"], args["placement"]
+        attached = instance_role_policies(name, role_name, args["ssm_core_policy_arn"], child)
         declare_role_policies(
             name,
-            args.role_name,
-            [*args.role_policy_names, attached.no_parameter_reads.name],
+            role_name,
+            [*args.get("role_policy_names", []), attached.no_parameter_reads.name],
             [attached.ssm_core.policy_arn],
             child,
         )
-        profile = aws.iam.InstanceProfile(f"{name}-profile", role=args.role_name, opts=child)
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role_name, opts=child)
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             description="No ingress: reached through SSM Session Manager only",
-            vpc_id=args.placement.vpc_id,
+            vpc_id=placement["vpc_id"],
             # Outbound HTTPS only: the SSM agent, STS and S3 are all HTTPS APIs. DNS and
             # instance metadata are not subject to security groups.
             egress=[
@@ -126,12 +131,12 @@ class HardenedInstance(pulumi.ComponentResource):
         # no old state, so Pulumi creates the new host from the image looked up for its own
         # architecture, points the association at it, then deletes the old one: the preview
         # shows exactly that, a create and a delete.
-        arch = architecture(args.placement.instance_type)
+        arch = architecture(placement["instance_type"])
         instance = aws.ec2.Instance(
             f"{name}-instance" if arch == "x86_64" else f"{name}-instance-{arch}",
-            ami=args.placement.ami_id,
-            instance_type=args.placement.instance_type,
-            subnet_id=args.placement.subnet_id,
+            ami=placement["ami_id"],
+            instance_type=placement["instance_type"],
+            subnet_id=placement.get("subnet_id"),
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=profile.name,
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
@@ -140,7 +145,7 @@ class HardenedInstance(pulumi.ComponentResource):
                 # A container on the host is one network hop further from the metadata
                 # service; with the default limit of 1 its IMDSv2 token never reaches it, and
                 # an SDK in the container cannot get the host role's credentials.
-                http_put_response_hop_limit=args.metadata_hop_limit,
+                http_put_response_hop_limit=args.get("metadata_hop_limit", 2),
             ),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 encrypted=True, volume_type="gp3"
@@ -152,7 +157,7 @@ class HardenedInstance(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=attached.resources,
-                ignore_changes=[] if args.placement.ami_pinned else ["ami"],
+                ignore_changes=[] if placement.get("ami_pinned", False) else ["ami"],
             ),
         )
 

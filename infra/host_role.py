@@ -1,23 +1,23 @@
 """The shared development host's role ("role1" in the scenario)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the schema analyser reads these annotations live.
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from infra import policies
+from . import policies
 
 
-@dataclass(frozen=True)
-class HostRoleArgs:
+class HostRoleArgs(TypedDict):
+    """Who may assume the shared host's role."""
+
     ec2_principal: pulumi.Input[str]
-    """EC2's service principal in the stack's partition."""
-    trusted_principals: Sequence[str] = field(default_factory=tuple)
-    """IAM ARNs that may assume the host role besides EC2, e.g. an operator running checks."""
+    """EC2's service principal in the stack's partition (`aws.get_service_principal`)."""
+    trusted_principals: NotRequired[list[str]]
+    """IAM role or user ARNs that may assume the host role besides EC2, e.g. an operator
+    running the check. Never `*` or an account root."""
 
 
 class HostRole(pulumi.ComponentResource):
@@ -31,19 +31,21 @@ class HostRole(pulumi.ComponentResource):
     """
 
     role_arn: pulumi.Output[str]
+    """The host role's ARN, which each service role's trust policy names."""
     role_name: pulumi.Output[str]
+    """The host role's name (auto-named: `<name>-role-<random>`)."""
 
     def __init__(
         self, name: str, args: HostRoleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ec2-assume-role:index:HostRole", name, None, opts)
-        principals = list(args.trusted_principals)
+        principals = list(args.get("trusted_principals", []))
         # Auto-named: a replacement gets a new ARN, and the service roles' trust policies,
         # which take this ARN as an input, are updated with it. AWS keys a trust principal by
         # the role's unique id, so a same-name replacement would break that trust silently.
         role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=pulumi.Output.from_input(args.ec2_principal).apply(
+            assume_role_policy=pulumi.Output.from_input(args["ec2_principal"]).apply(
                 lambda ec2: json.dumps(policies.trust_policy(ec2, principals))
             ),
             max_session_duration=policies.MAX_CHAINED_SESSION_SECONDS,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws_config import config_digest, render_install_script
+from .aws_config import config_digest, render_install_script
 
 REPAIR_SCHEDULE = "rate(30 minutes)"
 """How often the association runs again on its own: a hand-edited file is put back."""

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from infra import policies
-from infra.aws_config import render_aws_config, render_install_script
-from infra.config import NAMESPACE, StackConfig, Topology
-from infra.partition import ec2_principal
+from . import policies
+from .aws_config import render_aws_config, render_install_script
+from .partition import ec2_principal
+from .validation import CONFIG, StackConfig, Subject, Topology
 
 ACCOUNT = "123456789012"  # every account id has 12 digits
 TRUST_POLICY_LIMIT = 2_048
@@ -130,13 +130,15 @@ def _count(config: StackConfig, key: str) -> str:
     return f"{number} {noun}{'s' if number != 1 else ''}"
 
 
-def quota_problems(config: StackConfig, stack: str) -> list[str]:
-    """One line per document over its AWS limit; empty when the stack fits."""
+def quota_problems(config: StackConfig, stack: str, subject: Subject = CONFIG) -> list[str]:
+    """One line per document over its AWS limit, named as `subject` spells the key; empty when
+    the stack fits."""
     if not config.services:
         return []
     return [
-        f"invalid config {NAMESPACE}:{d.key} = {_count(config, d.key)}: {d.what} would be "
-        f"{d.size:,} {d.unit}; AWS allows {d.limit:,}. Fix: fewer {d.key}, or split the stack"
+        f"{subject.prefix}{subject.shown(d.key)} = {_count(config, d.key)}: {d.what} would be "
+        f"{d.size:,} {d.unit}; AWS allows {d.limit:,}. Fix: fewer {subject.shown(d.key)}, or "
+        "split the stack"
         for d in _documents(config, stack)
         if d.size > d.limit
     ]

@@ -1,15 +1,14 @@
 """A private, TLS-only S3 bucket owned by one service."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in a component's module: the schema analyser
+# (pulumi.provider.experimental) reads the args' and outputs' annotations as live types.
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from infra import policies
+from . import policies
 
 CHECK_PREFIX = policies.CHECK_PREFIX
 """Where the post-deploy check writes (and deletes) its test objects; see checks/."""
@@ -61,19 +60,25 @@ def check_cleanup_rules(versioned: bool) -> list[aws.s3.BucketLifecycleConfigura
     return rules
 
 
-@dataclass(frozen=True)
-class SecureBucketArgs:
-    versioning: bool = False
-    """Keep every version of every object (S3 versioning)."""
-    force_destroy: bool = False
-    """Let `pulumi destroy` delete the bucket while it still holds objects."""
+class SecureBucketArgs(TypedDict):
+    """How a service's bucket is configured."""
+
+    versioning: NotRequired[bool]
+    """Keep every version of every object (S3 versioning). Default: false."""
+    force_destroy: NotRequired[bool]
+    """Let `pulumi destroy` delete the bucket while it still holds objects. Default: false."""
 
 
 class SecureBucket(pulumi.ComponentResource):
-    """An auto-named bucket: no public access, no ACLs, TLS only, optional versioning."""
+    """An auto-named bucket: no public access, no ACLs, TLS only, optional versioning.
+
+    Its post-deploy check prefix expires after a day (the safety net for a killed check).
+    """
 
     bucket_name: pulumi.Output[str]
+    """The bucket's name (auto-named: `<name>-bucket-<random>`)."""
     bucket_arn: pulumi.Output[str]
+    """The bucket's ARN."""
 
     def __init__(
         self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None
@@ -83,7 +88,10 @@ class SecureBucket(pulumi.ComponentResource):
 
         # Auto-named: the physical name gets a random suffix, so stacks and services never
         # collide in S3's global namespace.
-        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=args.force_destroy, opts=child)
+        versioning = args.get("versioning", False)
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket", force_destroy=args.get("force_destroy", False), opts=child
+        )
         public_access = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",
             bucket=bucket.id,
@@ -108,7 +116,7 @@ class SecureBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ownership]),
         )
         last: pulumi.Resource = tls_only
-        if args.versioning:
+        if versioning:
             last = aws.s3.BucketVersioning(
                 f"{name}-versioning",
                 bucket=bucket.id,
@@ -120,7 +128,7 @@ class SecureBucket(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-check-cleanup",
             bucket=bucket.id,
-            rules=check_cleanup_rules(args.versioning),
+            rules=check_cleanup_rules(versioning),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[last]),
         )
 
