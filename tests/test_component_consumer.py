@@ -76,7 +76,14 @@ from pulumi.runtime.stack import wait_for_rpcs  # noqa: E402
 from pulumi.runtime.sync_await import _sync_await  # noqa: E402
 
 result = {"version": ec2_assume_role.__version__, "module": ec2_assume_role.__file__}
-if sys.argv[1] == "good":
+if sys.argv[1] == "readme":
+    exported = []
+    pulumi.export = lambda key, value: exported.append(key)  # what the example exports
+    with open(sys.argv[2]) as example:
+        exec(compile(example.read(), "README example", "exec"), {})  # noqa: S102
+    _sync_await(wait_for_rpcs())
+    result["outputs"] = sorted(exported)
+elif sys.argv[1] == "good":
     stack = ec2_assume_role.Ec2AssumeRole(
         "team", {"services": [{"name": "service-a"}, {"name": "service-b", "versioning": True}]}
     )
@@ -125,12 +132,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def _consume(site: Path, tmp_path: Path, mode: str) -> dict[str, Any]:
+def _consume(site: Path, tmp_path: Path, mode: str, *args: str) -> dict[str, Any]:
     program = tmp_path / "consumer.py"
     program.write_text(CONSUMER)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     done = subprocess.run(
-        [sys.executable, str(program), mode],
+        [sys.executable, str(program), mode, *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -253,3 +260,36 @@ def test_the_distribution_s_ranges_are_those_of_requirements_txt() -> None:
     }
     assert set(PROJECT["dependencies"]) <= pinned, set(PROJECT["dependencies"]) - pinned
     assert {"pulumi>=3.200,<4", "pulumi-aws>=7.0,<8"} <= set(PROJECT["dependencies"])
+
+
+def readme_example() -> str:
+    """The Python block of the README's "Use it from your own program" section, verbatim."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Use it from your own program", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_runs_as_written(site: Path, tmp_path: Path) -> None:
+    """The README's Python example, run as written against the installed package, exports
+    exactly the outputs this project's own stack exports (shared topology), so the check
+    works on a consumer's stack as on this one."""
+    example = tmp_path / "example.py"
+    example.write_text(readme_example())
+    result = _consume(site, tmp_path, "readme", str(example))
+    assert result["outputs"] == sorted(
+        [
+            "topology",
+            "region",
+            "partition",
+            "services",
+            "hostRoleArn",
+            "hostInstanceId",
+            "hostInstanceProfile",
+            "hostAdopted",
+            "awsConfig",
+            "awsConfigSha256",
+            "profilesAssociationId",
+        ]
+    ), result["outputs"]
+    roles = [r["name"] for r in _of(result, "aws:iam/role:Role")]
+    assert sorted(roles) == ["invoices-role", "orders-role", "team-role"], roles
