@@ -182,3 +182,27 @@ def test_the_examples_pin_a_released_version() -> None:
     for path in (EXAMPLES / "yaml/Pulumi.yaml", EXAMPLES / "typescript/Pulumi.yaml"):
         source = yaml.safe_load(path.read_text())["packages"][PACKAGE]
         assert source.endswith(f"@v{infra.__version__}"), (path, source)
+
+
+def _readme_block(language: str) -> list[str]:
+    """The lines of the README's `language` block in "Use it from your own program"."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Use it from your own program", 1)[1].split("\n## ", 1)[0]
+    return section.split(f"```{language}\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+@pytest.mark.parametrize(
+    ("language", "example"),
+    [("yaml", "examples/yaml/Pulumi.yaml"), ("typescript", "examples/typescript/index.ts")],
+)
+def test_the_readme_examples_are_excerpts_of_the_tested_ones(language: str, example: str) -> None:
+    """The README's YAML and TypeScript snippets are taken from the example programs that the
+    tests above check against the schema: every line of a snippet stands in its example, in
+    the same order, so the README cannot drift from what is tested."""
+    lines = (ROOT / example).read_text().splitlines()
+    position = 0
+    for line in _readme_block(language):
+        if not line.strip():
+            continue
+        assert line in lines[position:], f"{line!r} is not in {example} (after line {position})"
+        position = lines.index(line, position) + 1

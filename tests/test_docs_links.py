@@ -91,10 +91,13 @@ def test_the_read_policy_shown_is_the_one_the_proof_needs(name: str) -> None:
         assert text == json.dumps(read_policy(), indent=2) + "\n", f"{name}: not verbatim"
 
 
-def test_the_readme_keeps_the_component_placeholder() -> None:
-    """Another page (docs/component.md) takes over how to use the component; the README keeps
-    the section that points there."""
+def test_the_readme_shows_the_component_in_each_language() -> None:
+    """The README's `## Use it from your own program` holds a Python, a YAML and a TypeScript
+    example (tests/test_component_* run or check each) and points on to docs/component.md."""
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Use it from your own program\n", 1)
     assert len(section) == 2, "the README lost its `## Use it from your own program` section"
-    assert "See docs/component.md." in section[1].split("\n## ", 1)[0]
+    body = section[1].split("\n## ", 1)[0]
+    for language in ("python", "yaml", "typescript"):
+        assert f"```{language}\n" in body, language
+    assert "(docs/component.md)" in body
