@@ -27,6 +27,7 @@ BENCHMARKS = (
     "bench/bench_check.py",
     "bench/bench_rehearsal.py",
     "bench/bench_replacements.py",
+    "bench/bench_reach.py",
     "bench/bench_scale.py",
 )
 WORKFLOWS = ROOT / ".github" / "workflows"

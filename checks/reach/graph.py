@@ -153,16 +153,21 @@ class Grant:
     why: str = ""
 
 
-_S3_ARN = re.compile(r"^arn:[\w-]+:s3:::([^/*?]+)(?:/.*)?$")
+_S3_ARN = re.compile(r"^arn:[\w-]+:s3:::([^/*?$]+)(?:/.*)?$")
+"""An S3 ARN whose bucket name is literal (its key part may hold wildcards)."""
 
 
 def _buckets_named(statement: Statement, buckets: Iterable[str]) -> Iterable[str]:
-    """The buckets a statement may concern: those it names, or all for a wildcard."""
-    if statement.not_resource or any(
-        "*" in r or "?" in r or not certain(r) for r in statement.resources
-    ):
+    """The buckets a statement may concern: each resource names its own bucket, and only a
+    resource whose bucket part is a wildcard or a variable (or NotResource) may be any."""
+    if statement.not_resource:
         return buckets
-    wanted = {m[1] for r in statement.resources if (m := _S3_ARN.match(r))}
+    wanted: set[str] = set()
+    for resource in statement.resources:
+        if match := _S3_ARN.match(resource):
+            wanted.add(match[1])
+        elif "*" in resource or "?" in resource or not certain(resource):
+            return buckets
     return [b for b in buckets if b in wanted]
 
 

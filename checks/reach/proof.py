@@ -101,6 +101,8 @@ class _Prover:
         self.policies = policies
         self.expected = expected
         self.selected = list(expected.selected)
+        self.chosen: set[str] = set(self.selected)
+        self.buckets = {b: a for n, (b, a) in expected.buckets.items() if n in self.chosen}
         self.service_of_role = {arn: name for name, arn in expected.roles.items()}
         self.service_of_bucket = {b: name for name, (b, _) in expected.buckets.items()}
         self.starts_of: dict[str, set[str]] = {}
@@ -129,13 +131,13 @@ class _Prover:
     def owners(self, arn: str) -> set[str]:
         """The services an identity's own powers are charged to: the host's are everyone's."""
         if arn == self.expected.host:
-            return set(self.selected)
+            return self.chosen
         if arn in self.service_of_role:
-            return {self.service_of_role[arn]} & set(self.selected)
+            return {self.service_of_role[arn]} & self.chosen
         return set().union(*(self.owners(s) for s in self.starts_of.get(arn, ())))
 
     def add(self, services: set[str], path: str, document: str, fix: str, why: str = "") -> None:
-        chosen = frozenset(services) or frozenset(self.selected)
+        chosen = frozenset(services) or frozenset(self.chosen)
         self.proof.findings.append(Finding(chosen, path, document, fix, why))
 
     # -- role to role -------------------------------------------------------------------
@@ -213,10 +215,9 @@ class _Prover:
         identity = self.identity(arn)
         if identity is None:
             return
-        buckets = {b: a for n, (b, a) in self.expected.buckets.items() if n in self.selected}
-        grants = bucket_grants(identity, buckets, self.policies, self.expected.check_prefix)
+        grants = bucket_grants(identity, self.buckets, self.policies, self.expected.check_prefix)
         own = self.service_of_role.get(arn)
-        if own in self.selected:
+        if own is not None and own in self.chosen:
             self.owner_grants(own, identity, grants.get(self.expected.buckets[own][0], []))
         for bucket, found in grants.items():
             owner = self.service_of_bucket[bucket]
@@ -267,11 +268,11 @@ class _Prover:
     ) -> None:
         services = {owner}
         if arn in self.service_of_role:
-            services |= {self.service_of_role[arn]} & set(self.selected)
+            services |= {self.service_of_role[arn]} & self.chosen
         else:
             starts = self.starts_of.get(arn, set())
             services |= {self.service_of_role[s] for s in starts if s in self.service_of_role}
-            services &= set(self.selected) | {owner}
+            services &= self.chosen | {owner}
         path = self.path(self.paths.get(arn, []), self.start_of(arn))
         for grant in grants:
             self.proof.beyond.append(
@@ -371,7 +372,7 @@ class _Prover:
         if host is not None:
             problems = stack_trust_problems(host.trust, None, self.expected.ec2_principals)
             for where, problem in problems:
-                self.add(set(self.selected), f"anyone → {ASSUME} → host role", where, problem)
+                self.add(self.chosen, f"anyone → {ASSUME} → host role", where, problem)
 
     def judged_principal(self, principal: str) -> bool:
         return principal in self.judged_set
@@ -391,11 +392,11 @@ class _Prover:
                     self.proof.host_reached_by.append(f"{value} ({statement.where})")
 
     def others_with_grants(self) -> None:
-        buckets = {b: a for n, (b, a) in self.expected.buckets.items() if n in self.selected}
         for identity in self.account.identities:
             if identity.arn in self.judged_set:
                 continue
-            grants = bucket_grants(identity, buckets, self.policies, self.expected.check_prefix)
+            prefix = self.expected.check_prefix
+            grants = bucket_grants(identity, self.buckets, self.policies, prefix)
             for bucket, found in grants.items():
                 if found:
                     self.proof.others.append(
@@ -422,7 +423,7 @@ class _Prover:
         for edge in self.proof.edges:
             for arn in (edge.source, edge.target):
                 self.proof.labels[arn] = self.label(arn)
-        others = [n for n in self.expected.roles if n not in self.selected]
+        others = [n for n in self.expected.roles if n not in self.chosen]
         if others:
             self.proof.not_covered = {
                 "roles": [self.expected.roles[n] for n in others],

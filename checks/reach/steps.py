@@ -74,6 +74,8 @@ class PendingReach:
         except (ReadDenied, ReadFailed) as err:
             fix = f"; {READ_FIX}" if isinstance(err, ReadDenied) else ""
             return self._failed(f"the reach proof could not read the documents: {err}{fix}")
+        if self.deadline.expired():
+            return self._failed("the reach proof read the documents after the deadline")
         proof = prove(account, policies, expected_of(targets, names))
         ms = _ms(self._started)
         steps = {n: _step(n, targets, proof, len(account.roles), ms) for n in names}

@@ -339,7 +339,9 @@ def run_rehearsal(
         left = options.deadline_seconds - (time.perf_counter() - start)
         if reach:
             with aws_iam_rules():
-                pending = PendingReach(reader, targets, [], Deadline(max(left, 1.0)))
+                # What the probes left of the deadline, and no more: once it has passed, the
+                # proof fails at once and no thread is left proving while the report is written.
+                pending = PendingReach(reader, targets, [], Deadline(max(left, 0.001)))
                 with_reach(report, pending)
             _show_reach(report)
         else:
