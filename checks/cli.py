@@ -232,7 +232,7 @@ def _check(args: argparse.Namespace) -> Report:
     pending = None if args.without_reach else PendingReach(reader, targets, names, deadline)
     if pending is not None and args.reach_only:
         source = _reader_arn(reader, targets, deadline)
-        return with_reach(Report(source, {}), pending, only_checked=False)
+        return with_reach(Report(source, {}), pending)
     if args.via_ssm:
         report = run_via_ssm(
             session,

@@ -15,7 +15,7 @@ hand-made list would miss as AWS adds them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 try:
     from policy import rules_base as base
@@ -38,23 +38,29 @@ S3_REPLICATION = shared.guarantees.REPLICATION
 EC2_ESCALATIONS = ("ec2:AssociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation")
 EXTRA_ESCALATIONS = EC2_ESCALATIONS
 
-# (service, what its actions let a principal do, the fix), one message per family.
-FAMILIES = (
+# (which actions, what they let a principal do, the fix), one message per family.
+FAMILIES: tuple[tuple[Callable[[str], bool], str, str], ...] = (
     (
-        "iam",
+        lambda a: a.startswith("iam:"),
         "raise its own privileges",
         "remove them; this stack's IAM is changed by Pulumi only",
     ),
     (
-        "s3",
+        lambda a: a.startswith("s3:"),
         "rewrite who can reach a bucket (its policy, ACLs, public access block, replication)",
         "remove them; a service role needs only s3:ListBucket on its bucket and "
         "s3:GetObject, s3:PutObject, s3:DeleteObject on bucket/*",
     ),
     (
-        "ec2",
+        lambda a: a in EC2_ESCALATIONS,
         "give an instance it runs on another role",
         "remove them; instance profiles are attached by Pulumi only",
+    ),
+    (
+        lambda a: a in shared.guarantees.RUNS_CODE_ELSEWHERE,
+        "run code where another identity's credentials are (an instance's or a function's role)",
+        "remove them; reach the host through Session Manager with your own identity, and "
+        "change instances and functions with Pulumi",
     ),
 )
 
@@ -78,8 +84,8 @@ def iam_no_privilege_escalation(resource_type: str, props: base.Props) -> list[s
                 continue
             place = f"{where} {label}"
             reached = escalations(shared.statement(place, raw, shared.ESCALATION_KEYS))
-            for service, why, fix in FAMILIES:
-                of_family = [a for a in reached if a.split(":", 1)[0] == service]
+            for belongs, why, fix in FAMILIES:
+                of_family = [a for a in reached if belongs(a)]
                 if of_family:
                     # A wildcard or a NotAction reaches dozens: name three, count the rest.
                     more = len(of_family) - 3

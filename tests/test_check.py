@@ -263,8 +263,12 @@ def test_dedicated_credentials_check_their_own_service(
     world = build(Wiring(topology="dedicated"))
     code, report = check_json(world, tmp_path, monkeypatch, capsys, "--without-peer-get")
     assert code == 0, report
-    assert list(report["services"]) == ["service-a"]
+    # The instance probes its own service; the documents are judged for every service, so a
+    # finding on another one fails this run too.
+    assert list(report["services"]) == ["service-a", "service-b", "service-c"]
     assert [s["name"] for s in report["services"]["service-a"]["steps"]] == DEDICATED_STEPS
+    for other in ("service-b", "service-c"):
+        assert [s["name"] for s in report["services"][other]["steps"]] == ["reach"], other
     assert report["source"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/service-a-role")
     code, out, err = run_check(world, tmp_path, monkeypatch, capsys, "--service", "service-b")
     assert code == 2 and out == "" and "--service must be service-a" in err

@@ -779,13 +779,25 @@ def test_every_iam_change_of_the_catalogue_is_refused() -> None:
 def test_a_long_reach_is_counted() -> None:
     """A NotAction reaches dozens of IAM changes: three are named and the rest counted."""
     policy = {"policy": doc({"Effect": "Allow", "NotAction": "s3:*", "Resource": ROLE_ARN})}
-    iam, ec2 = rules_escalation.iam_no_privilege_escalation(rules_identity.ROLE_POLICY, policy)
+    iam, ec2, elsewhere = rules_escalation.iam_no_privilege_escalation(
+        rules_identity.ROLE_POLICY, policy
+    )
     statement = shared.statement("s", {"Effect": "Allow", "NotAction": "s3:*"})
     changes = [a for a in rules_escalation.escalations(statement) if a.startswith("iam:")]
     assert iam.startswith(
         f"policy statement 0 allows {', '.join(changes[:3])} and {len(changes) - 3} more, "
     ), iam
     assert "ec2:AssociateIamInstanceProfile, ec2:ReplaceIamInstanceProfileAssociation," in ec2
+    # Running code as an instance's or a function's role: SSM, EC2 Instance Connect, Lambda.
+    assert "and 7 more, which let a principal run code where another identity's" in elsewhere
+
+
+def test_commands_on_an_instance_are_an_escalation() -> None:
+    """ssm:SendCommand runs as root on the host, which holds the host role's credentials and so
+    every service role's: the pack refuses it, as the check's reach proof fails it."""
+    policy = {"policy": doc(allow("ssm:SendCommand", "*"))}
+    (found,) = rules_escalation.iam_no_privilege_escalation(rules_identity.ROLE_POLICY, policy)
+    assert "allows ssm:SendCommand, which let a principal run code where another" in found
 
 
 def test_an_unknown_resource_leaves_the_escalation_decided() -> None:

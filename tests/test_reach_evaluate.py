@@ -770,6 +770,19 @@ def test_an_unconditional_deny_of_iam_on_everything_cancels_changes() -> None:
     )
 
 
+def test_running_code_as_another_identity_is_a_change() -> None:
+    """SSM commands run as root on an instance, which holds its role's credentials; new user
+    data or a function's new code run as that instance's or function's role. Counted through
+    wildcards too; the SSM agent's own calls (AmazonSSMManagedInstanceCore) are not."""
+    assert _changed(allow("ssm:SendCommand", "*")) == {"ssm:SendCommand"}
+    assert {"ssm:SendCommand", "ssm:StartSession"} <= _changed(allow("ssm:*", "*"))
+    assert "lambda:UpdateFunctionCode" in _changed(allow("lambda:Update*", "*"))
+    assert "ec2:ModifyInstanceAttribute" in _changed(allow("ec2:*", "*"))
+    agent = ["ssm:UpdateInstanceInformation", "ssmmessages:*", "ec2messages:*", "ssm:GetDocument"]
+    assert _changed(allow(agent, "*")) == set()
+    assert _changed(allow("ssm:SendCommand", "*"), deny("ssm:*", "*")) == set()
+
+
 # -- proof.prove on hand-built accounts -----------------------------------------------------
 
 

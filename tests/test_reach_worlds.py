@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from check_world import ACCOUNT, Wiring, World, build
 from reach_worlds import (
@@ -198,3 +199,67 @@ def test_the_auditor_is_the_reader(aws: None) -> None:
     add_auditor()
     arn = boto3.Session(profile_name=AUDITOR).client("sts").get_caller_identity()["Arn"]
     assert arn == f"arn:aws:iam::{ACCOUNT}:user/{AUDITOR}"
+
+
+def test_a_deny_of_one_session_leaves_the_role_reaching(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trust that denies one session of service-a's role (`assumed-role/R/S`) still lets
+    every other session in, the instance's among them: the chain counts."""
+    world = build(Wiring())
+    iam = boto3.client("iam", region_name=world.outputs["region"])
+    a_role = world.outputs["services"]["service-a"]["roleArn"]
+    a_name = a_role.rsplit("/", 1)[1]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": a_role}, "Action": "sts:AssumeRole"},
+            {
+                "Effect": "Deny",
+                "Principal": {"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/{a_name}/other"},
+                "Action": "sts:AssumeRole",
+            },
+        ],
+    }
+    iam.create_role(RoleName="x", AssumeRolePolicyDocument=json.dumps(trust))
+    b_bucket = world.outputs["services"]["service-b"]["bucketName"]
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{b_bucket}/*"}
+        ],
+    }
+    iam.put_role_policy(RoleName="x", PolicyName="reads-b", PolicyDocument=json.dumps(grant))
+    code, report = run(world, tmp_path, monkeypatch, capsys, *READER)
+    assert code == 1, shown(report)
+    for service, document in (
+        ("service-a", "trust policy of role x"),  # the edge a → x
+        ("service-b", "inline policy reads-b of role x"),  # x's grant on b's data
+    ):
+        step = next(s for s in report["services"][service]["steps"] if s["name"] == "reach")
+        assert not step["ok"] and document in step["detail"], step
+        assert "service-a role → sts:AssumeRole → role x" in step["detail"], step
+    assert report["services"]["service-c"]["ok"], shown(report)
+
+
+def test_a_service_subset_still_judges_the_other_roles_grants_on_its_bucket(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--service service-a` leaves b's and c's roles out of the proof's starts, but the host
+    reaches them all: a grant of b's role on a's data still fails a."""
+    world = build(Wiring())
+    a_bucket = world.outputs["services"]["service-a"]["bucketName"]
+    b_role = world.outputs["services"]["service-b"]["roleArn"].rsplit("/", 1)[1]
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{a_bucket}/*"}
+        ],
+    }
+    boto3.client("iam", region_name=world.outputs["region"]).put_role_policy(
+        RoleName=b_role, PolicyName="reads-a", PolicyDocument=json.dumps(grant)
+    )
+    code, report = run(world, tmp_path, monkeypatch, capsys, *READER, "--service", "service-a")
+    assert code == 1, shown(report)
+    step = steps(report, "service-a")["reach"]
+    assert not step["ok"] and f"inline policy reads-a of role {b_role}" in step["detail"], step

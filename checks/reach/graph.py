@@ -6,7 +6,9 @@ One small checker per kind of edge, in the spirit of PMapper's edge checkers:
   delegates to the caller's policies; one naming anyone is counted either way);
 - `bucket_grants`: every S3 action an identity may take on a bucket or its objects, from its
   own policies and the bucket's policy, less what an unconditional Deny takes away;
-- `changes`: IAM (and account-wide S3) actions that rewrite access.
+- `changes`: IAM (and account-wide S3) actions that rewrite access, and the actions that run
+  code where another identity's credentials are (SSM commands, instance user data, a
+  function's code).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from checks.reach import catalogue
 from checks.reach.documents import Identity, Statement
 from checks.reach.evaluate import (
     Target,
@@ -27,6 +28,7 @@ from checks.reach.evaluate import (
     judged_actions,
     names_action,
 )
+from checks.reach.guarantees import identity_escalations
 
 ASSUME = "sts:AssumeRole"
 CONDITIONAL = "counted although a Condition may keep it from applying"
@@ -88,6 +90,30 @@ def _reach_kind(statement: Statement, caller: Identity) -> str | None:
     return None
 
 
+def denies_caller(statement: Statement, caller: Identity) -> bool:
+    """Whether a resource-side Deny surely names the caller, every session of it included.
+
+    Only what AWS matches for every session counts: anyone, the caller's account, or the
+    caller's exact ARN. A Deny naming one session (`assumed-role/R/S`) leaves the others in,
+    and NotPrincipal spares whoever it may name: a doubt never removes reach.
+    """
+    if statement.allow or statement.conditional:
+        return False
+
+    def surely_names(kind: str, value: str) -> bool:
+        root = _ACCOUNT_ROOT.match(value) if kind == "AWS" else None
+        if kind == "*" or value == "*" or (root and caller.account in (root[1], root[2])):
+            return True
+        return kind == "AWS" and value == caller.arn
+
+    if statement.not_principal:
+        return not any(
+            kind == "*" or value == "*" or _named(value, caller) or _ACCOUNT_ROOT.match(value)
+            for kind, value in statement.principals
+        )
+    return any(surely_names(kind, value) for kind, value in statement.principals)
+
+
 def assume(caller: Identity, role: Identity) -> Edge | None:
     """The edge caller -> role when the documents let the caller assume the role."""
     if caller.arn == role.arn:
@@ -95,7 +121,7 @@ def assume(caller: Identity, role: Identity) -> Edge | None:
     target = Target(role.arn)
     trust = [s for s in role.trust if names_action(s, ASSUME)]
     reaching = [(s, _reach_kind(s, caller)) for s in trust]
-    if any(not s.allow and not s.conditional and kind for s, kind in reaching):
+    if any(denies_caller(s, caller) for s in trust):
         return None
     if denied(caller.policies, ASSUME, target):
         return None
@@ -198,9 +224,11 @@ def bucket_grants(
     grants: dict[str, list[Grant]] = {}
     for bucket, found in candidates.items():
         arn = bucket_arns[bucket]
+        # Identity-side Denies, and the bucket policy's Denies that surely name the identity
+        # (a statement naming nobody is neutral to `denied` only if it is not kept here).
         denies = [
             *identity.policies,
-            *(s for s in bucket_policies.get(bucket, ()) if _reach_kind(s, identity)),
+            *(s for s in bucket_policies.get(bucket, ()) if denies_caller(s, identity)),
         ]
         grants[bucket] = _grants_on(identity, arn, found, denies, check_prefix)
     return grants
@@ -244,19 +272,12 @@ def _grants_on(
 
 
 def changes(identity: Identity) -> list[Grant]:
-    """Actions that rewrite access: IAM writes of every kind, and account-wide S3 settings."""
+    """Actions that widen access whatever the resource (`guarantees.identity_escalations`,
+    the same the policy pack refuses), less what a Deny or the boundary takes away."""
     found: dict[str, list[Statement]] = defaultdict(list)
     for statement in identity.policies:
-        if not statement.allow:
-            continue
-        for action in judged_actions(statement):
-            service = action.name.split(":", 1)[0]
-            iam_write = service == "iam" and action.level in catalogue.CHANGES
-            account_s3 = (
-                service == "s3" and not action.resources and action.level == catalogue.PERMISSIONS
-            )
-            if iam_write or account_s3:
-                found[action.name].append(statement)
+        for name in identity_escalations(statement):
+            found[name].append(statement)
     everything = Target("", prefix=True)
     granted = []
     for name, statements in sorted(found.items()):

@@ -35,6 +35,22 @@ NAMED_PRINCIPAL = re.compile(
 # Replication copies every object to a bucket the configuration names: the catalogue files it
 # under Write, yet it hands the data to whoever owns that bucket.
 REPLICATION = "s3:PutReplicationConfiguration"
+# Running code where another identity's credentials are: an instance's role (commands, a
+# session, an SSH key, new user data) or a function's role (new code or settings). Outside the
+# catalogue's judged services, so named here; each is an edge in PMapper's sense, kept as a
+# finding rather than followed, since no identity the stack reaches may hold one.
+RUNS_CODE_ELSEWHERE = (
+    "ssm:SendCommand",
+    "ssm:StartSession",
+    "ssm:StartAutomationExecution",
+    "ssm:CreateAssociation",
+    "ssm:UpdateAssociation",
+    "ec2-instance-connect:SendSSHPublicKey",
+    "ec2-instance-connect:SendSerialConsoleSSHPublicKey",
+    "ec2:ModifyInstanceAttribute",
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+)
 
 
 def wide_principal(kind: str, value: str) -> str | None:
@@ -100,21 +116,42 @@ def bucket_policy_strangers(
                 yield statement, value if kind in ("AWS", "*") else f"{kind} {value}"
 
 
+def identity_escalations(statement: Statement) -> list[str]:
+    """The actions an Allow names that widen who can do what, whatever the resource: every
+    IAM change (policies, trust, attachments, credentials, PassRole), account-wide S3 access
+    settings, and running code where another identity's credentials are."""
+    from checks.reach.evaluate import judged_actions, names_action
+
+    if not statement.allow:
+        return []
+    found = {a.name for a in judged_actions(statement) if _widens(a, bucket_level=False)}
+    found |= {a for a in RUNS_CODE_ELSEWHERE if names_action(statement, a)}
+    return sorted(found)
+
+
 def escalations(statement: Statement) -> list[str]:
-    """The actions an Allow names that rewrite access: every IAM change (policies, trust,
-    attachments, credentials, PassRole), account-wide S3 access settings, and a bucket's own
-    access settings (policy, ACLs, ownership, public access block, replication)."""
+    """All the actions an Allow names that rewrite access: `identity_escalations`, and a
+    bucket's own access settings (policy, ACLs, ownership, public access block, replication).
+    The check judges the bucket ones per stack bucket, with the bucket's other grants."""
     from checks.reach.evaluate import judged_actions
 
     if not statement.allow:
         return []
-    return sorted(a.name for a in judged_actions(statement) if rewrites_access(a))
+    buckets = {a.name for a in judged_actions(statement) if _widens(a, bucket_level=True)}
+    return sorted(set(identity_escalations(statement)) | buckets)
 
 
 def rewrites_access(action: catalogue.Action) -> bool:
+    """Whether a catalogue action rewrites access (an IAM change, an S3 access setting)."""
+    return _widens(action, bucket_level=False) or _widens(action, bucket_level=True)
+
+
+def _widens(action: catalogue.Action, bucket_level: bool) -> bool:
     service = action.name.split(":", 1)[0]
     if service == "iam":
-        return action.level in catalogue.CHANGES
-    if service == "s3":
-        return action.level == catalogue.PERMISSIONS or action.name == REPLICATION
-    return False
+        return not bucket_level and action.level in catalogue.CHANGES
+    if service != "s3":
+        return False
+    setting = action.level == catalogue.PERMISSIONS or action.name == REPLICATION
+    # Account-wide settings (no resource type) apply to every bucket at once.
+    return setting and (bool(action.resources) == bucket_level)

@@ -211,7 +211,9 @@ class _Prover:
 
     # -- what each identity may do ------------------------------------------------------
 
-    def judge(self, arn: str) -> None:
+    def judge(self, arn: str, data_only: bool = False) -> None:
+        """Every finding about one identity's powers; `data_only`: only its grants on the
+        judged buckets (another service's role, outside a --service selection)."""
         identity = self.identity(arn)
         if identity is None:
             return
@@ -233,6 +235,8 @@ class _Prover:
                 groups.setdefault((grant.documents, where), []).append(grant)
             for (_, where), grouped in groups.items():
                 self.data_finding(arn, owner, bucket, where, grouped)
+        if data_only:
+            return
         self.change_findings(identity)
         for unseen in self.unseen_of(identity):
             self.add(
@@ -317,7 +321,8 @@ class _Prover:
                 f"{shown}",
                 document,
                 f"remove them from {document}: no identity the stack reaches may change IAM "
-                "(policies, trust, attachments) or pass a role",
+                "(policies, trust, attachments), pass a role, or run code as another identity "
+                "(SSM commands, instance user data, a function's code)",
                 "; ".join(dict.fromkeys(g.why for g in grants if g.why)),
             )
 
@@ -415,6 +420,12 @@ class _Prover:
         self.judged_set = set(starts) | set(reached)
         for arn in dict.fromkeys([*starts, *reached]):
             self.judge(arn)
+        # With --service, the other services' roles are not judged for what they reach, but
+        # the host reaches them all: their grants on the judged buckets are judged all the same.
+        for name, arn in self.expected.roles.items():
+            if name not in self.chosen and arn not in self.judged_set:
+                self.judged_set.add(arn)
+                self.judge(arn, data_only=True)
         self.stack_documents()
         self.who_reaches_host()
         self.others_with_grants()

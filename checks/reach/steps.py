@@ -158,16 +158,14 @@ def summary(proof: Proof, account_roles: int) -> dict[str, Any]:
     }
 
 
-def with_reach(report: Report, pending: PendingReach, only_checked: bool = True) -> Report:
+def with_reach(report: Report, pending: PendingReach) -> Report:
     """The report with each service's `reach` step first and the proof's JSON beside.
 
-    `only_checked`: steps only for the services the probes checked (a dedicated instance
-    checks its own); otherwise for every service the proof covered (--reach-only).
+    Every service the proof covered gets its step, also those the probes did not check (a
+    dedicated instance probes its own): a finding on another service fails the run too.
     """
     reach = pending.result()
     for name in pending.names:
-        if only_checked and name not in report.services:
-            continue
         result = report.services.setdefault(name, ServiceResult())
         result.steps.insert(0, reach.steps[name])
     report.extra["reach"] = reach.summary
