@@ -30,6 +30,9 @@ OWN_STEPS = ("list", "put", "get", "isolation", "delete")
 """The steps of a service's own bucket and its isolation, in the report's order."""
 DEDICATED_STEPS = ["reach", *OWN_STEPS]
 """A dedicated instance's report on its own service: the documents, then the probes."""
+SHARED_PROBE_STEPS = ["direct access denied", "assume role", *OWN_STEPS]
+"""A service's probe steps from the shared host, in the report's order."""
+"""A dedicated instance's report on its own service: the documents, then the probes."""
 USER_KEY = "data/keep.txt"
 USER_BODY = b"user data that the check must never touch\n"
 

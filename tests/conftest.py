@@ -17,6 +17,22 @@ from infra.partition import Partition, ec2_principal, partition_of_region
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 AMI = "ami-0abcdef1234567890"
+SHARED_OUTPUTS = frozenset(
+    {
+        "topology",
+        "region",
+        "partition",
+        "services",
+        "hostRoleArn",
+        "hostInstanceId",
+        "hostInstanceProfile",
+        "hostAdopted",
+        "awsConfig",
+        "awsConfigSha256",
+        "profilesAssociationId",
+    }
+)
+"""The shared topology's stack outputs: the contract the check, CI and the README rely on."""
 
 
 def physical(name: str) -> str:

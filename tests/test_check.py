@@ -14,6 +14,7 @@ from check_world import (
     AUDITOR,
     DEDICATED_STEPS,
     INSTANCE_ID,
+    SHARED_PROBE_STEPS,
     USER_BODY,
     USER_KEY,
     Wiring,
@@ -30,16 +31,7 @@ from checks.expectations import RESERVED_PREFIX, Checker, CheckOptions
 from checks.own_bucket import OwnBucket
 from checks.targets import parse_outputs
 
-SHARED_STEPS = [
-    "reach",
-    "direct access denied",
-    "assume role",
-    "list",
-    "put",
-    "get",
-    "isolation",
-    "delete",
-]
+SHARED_STEPS = ["reach", *SHARED_PROBE_STEPS]
 READER = ("--audit-profile", AUDITOR)
 """The reach proof reads with the world's auditor; the host role may read no IAM."""
 HOST_SOURCE = f"arn:aws:sts::{ACCOUNT}:assumed-role/dev-host-role-0a1b2c3/{INSTANCE_ID}"

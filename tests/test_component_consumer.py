@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_OUTPUTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -276,20 +277,6 @@ def test_the_readme_example_runs_as_written(site: Path, tmp_path: Path) -> None:
     example = tmp_path / "example.py"
     example.write_text(readme_example())
     result = _consume(site, tmp_path, "readme", str(example))
-    assert result["outputs"] == sorted(
-        [
-            "topology",
-            "region",
-            "partition",
-            "services",
-            "hostRoleArn",
-            "hostInstanceId",
-            "hostInstanceProfile",
-            "hostAdopted",
-            "awsConfig",
-            "awsConfigSha256",
-            "profilesAssociationId",
-        ]
-    ), result["outputs"]
+    assert result["outputs"] == sorted(SHARED_OUTPUTS), result["outputs"]
     roles = [r["name"] for r in _of(result, "aws:iam/role:Role")]
     assert sorted(roles) == ["invoices-role", "orders-role", "team-role"], roles

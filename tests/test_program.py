@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT, AMI, Run, physical, stack_config
+from conftest import ACCOUNT, AMI, SHARED_OUTPUTS, Run, physical, stack_config
 from iam_lint import findings
 
 from checks.trust import as_list
@@ -269,19 +269,7 @@ def test_buckets_and_roles_are_auto_named(any_topology: Run) -> None:
 def test_shared_outputs(shared: Run) -> None:
     """The check, CI and README rely on these exact names."""
     outputs = shared.outputs
-    assert set(outputs) == {
-        "topology",
-        "region",
-        "partition",
-        "services",
-        "hostRoleArn",
-        "hostInstanceId",
-        "hostInstanceProfile",
-        "hostAdopted",
-        "awsConfig",
-        "awsConfigSha256",
-        "profilesAssociationId",
-    }
+    assert set(outputs) == SHARED_OUTPUTS
     assert outputs["hostAdopted"] is False
     assert outputs["awsConfigSha256"] == hashlib.sha256(outputs["awsConfig"].encode()).hexdigest()
     assert outputs["topology"] == "shared"

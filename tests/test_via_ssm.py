@@ -21,6 +21,7 @@ from check_world import (
     ACCOUNT,
     INSTANCE_ID,
     REGION,
+    SHARED_PROBE_STEPS,
     USER_BODY,
     USER_KEY,
     Wiring,
@@ -185,15 +186,7 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
     assert ": InProgress (" in progress.getvalue()
     assert report.source.endswith(f":assumed-role/dev-host-role-0a1b2c3/{INSTANCE_ID}")
     service_a = report.services["service-a"]
-    assert [s.name for s in service_a.steps] == [
-        "direct access denied",
-        "assume role",
-        "list",
-        "put",
-        "get",
-        "isolation",
-        "delete",
-    ]
+    assert [s.name for s in service_a.steps] == SHARED_PROBE_STEPS
     assert service_a.ok, [s.detail for s in service_a.steps if not s.ok]
     (direct, assume) = report.services["service-b"].steps
     assert not direct.ok and "no test object to aim at" in direct.detail, "b wrote no object"
