@@ -263,3 +263,20 @@ def test_a_service_subset_still_judges_the_other_roles_grants_on_its_bucket(
     assert code == 1, shown(report)
     step = steps(report, "service-a")["reach"]
     assert not step["ok"] and f"inline policy reads-a of role {b_role}" in step["detail"], step
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_a_healthy_versioned_world_is_no_finding(
+    aws: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    topology: str,
+) -> None:
+    """Versioned buckets: the service role's s3:DeleteObjectVersion on the check's own prefix
+    is the design, not a finding; the run passes and leaves no version behind."""
+    world = build(Wiring(topology=topology, versioned=True))
+    code, report = run(world, tmp_path, monkeypatch, capsys, *READER)
+    assert code == 0, shown(report)
+    assert report["reach"]["findings"] == [] and report["reach"]["beyond"] == []
+    assert_untouched_and_clean(world)
