@@ -16,7 +16,6 @@ from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from checks.expectations import Checker, CheckOptions
 from checks.progress import Progress
-from checks.reach.read import client_config
 from checks.reach.steps import PendingReach, with_reach
 from checks.report import Report, write_json, write_table
 from checks.signals import Interrupted, deferred, interrupts
@@ -28,7 +27,7 @@ from checks.targets import (
     load_stack_outputs,
 )
 from checks.via_ssm import run_via_ssm
-from checks.work import Deadline
+from checks.work import Deadline, client_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DEADLINE = 300.0

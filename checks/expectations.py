@@ -37,7 +37,7 @@ from checks.report import Report, ServiceResult, Step
 from checks.signals import deferred
 from checks.targets import CheckError, ServiceTarget, Targets, UsageError
 from checks.trust import role_of
-from checks.work import Deadline, WorkPool, reraise, result_or, wait_until
+from checks.work import Deadline, WorkPool, client_config, reraise, result_or, wait_until
 
 __all__ = ["RESERVED_PREFIX", "CheckOptions", "Checker"]
 
@@ -74,17 +74,6 @@ class CheckOptions:
     """Dedicated: accept that get on the other buckets is not proven (--without-peer-get)."""
 
 
-def client_config(options: CheckOptions, pool: int) -> Config:
-    """Per-call timeouts that fit well inside the deadline (three attempts at most)."""
-    budget = options.deadline_seconds
-    return Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=min(10.0, max(1.0, budget / 10)),
-        read_timeout=min(30.0, max(2.0, budget / 8)),
-        max_pool_connections=pool,
-    )
-
-
 class Checker:
     """Runs every expectation for the selected services; clients are made once per identity."""
 
@@ -92,7 +81,7 @@ class Checker:
         self._session = session
         self._targets = targets
         self._options = options
-        self._config = client_config(options, options.workers)
+        self._config = client_config(options.deadline_seconds, options.workers)
         self._sts = self._client("sts")
         self._s3 = self._client("s3")
         self._iam = options.inspector or self._client("iam")

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from enum import Enum
+from functools import cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,9 +31,15 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def wildcard(pattern: str, value: str) -> bool:
-    regex = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
-    return re.match(regex, value, flags=re.IGNORECASE) is not None
+@cache
+def _glob(pattern: str, fold: bool) -> re.Pattern[str]:
+    body = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.compile(f"^{body}$", re.IGNORECASE if fold else 0)
+
+
+def wildcard(pattern: str, value: str, fold: bool = True) -> bool:
+    """IAM's `*` and `?` wildcards; actions match case-insensitively (`fold`), ARNs exactly."""
+    return _glob(pattern, fold).match(value) is not None
 
 
 def role_of(caller_arn: str) -> str | None:

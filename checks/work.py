@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from botocore.config import Config
+
 from checks import signals
 
 T = TypeVar("T")
@@ -37,6 +39,17 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0
+
+
+def client_config(budget: float, pool: int) -> Config:
+    """Per-call timeouts that fit well inside a run of `budget` seconds (three attempts at
+    most), for `pool` requests in flight at once."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=min(10.0, max(1.0, budget / 10)),
+        read_timeout=min(30.0, max(2.0, budget / 8)),
+        max_pool_connections=pool,
+    )
 
 
 class Cancelled(Exception):

@@ -9,11 +9,12 @@ in memory; the file is read once per process.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+from checks.trust import wildcard
 
 # The services whose actions the proof judges: data (s3), identity (iam) and roles (sts).
 JUDGED_SERVICES = ("s3", "iam", "sts")
@@ -61,16 +62,10 @@ def _load() -> dict[str, tuple[Action, ...]]:
     return loaded
 
 
-@cache
-def _pattern(pattern: str) -> re.Pattern[str]:
-    # IAM action names match case-insensitively; `*` and `?` are the only wildcards.
-    body = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.compile(f"^{body}$", re.IGNORECASE)
-
-
 def matches(pattern: str, action: str) -> bool:
-    """Whether an Action/NotAction entry names the action (`s3:get*` names `s3:GetObject`)."""
-    return _pattern(pattern).match(action) is not None
+    """Whether an Action/NotAction entry names the action (`s3:get*` names `s3:GetObject`):
+    IAM action names match case-insensitively."""
+    return wildcard(pattern, action)
 
 
 def expand(patterns: Iterable[str], services: Iterable[str] = JUDGED_SERVICES) -> set[Action]:

@@ -8,30 +8,21 @@ calls AWS; the documents are plain dicts, as boto3 returns them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+
+from checks.trust import as_list, load_document
 
 PrincipalEntry = tuple[str, str]
 """(kind, value) of one principal: ("AWS", arn), ("Service", name), ("*", "*"), ..."""
 
 
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def load(document: str | Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """A policy document: IAM's raw APIs URL-encode it, boto3 usually decodes it to a dict."""
+    """A policy document (IAM's raw APIs URL-encode it), or an empty one for none."""
     if document is None:
         return {}
-    if isinstance(document, Mapping):
-        return document
-    text = document if document.lstrip().startswith("{") else unquote(document)
-    parsed = json.loads(text)
+    parsed = load_document(document)
     return parsed if isinstance(parsed, Mapping) else {}
 
 

@@ -18,16 +18,9 @@ from functools import cache
 
 from checks.reach import catalogue
 from checks.reach.documents import Statement
+from checks.trust import wildcard
 
-
-@cache
-def _glob(pattern: str, fold: bool) -> re.Pattern[str]:
-    body = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.compile(f"^{body}$", re.IGNORECASE if fold else 0)
-
-
-def glob(pattern: str, value: str, fold: bool = True) -> bool:
-    return _glob(pattern, fold).match(value) is not None
+glob = wildcard
 
 
 def _star_closure(states: set[int], pattern: str) -> set[int]:

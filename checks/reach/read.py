@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.explain import DENIED, describe, error_code
@@ -30,16 +29,6 @@ class ReadDenied(Exception):
 
 class ReadFailed(Exception):
     """AWS did not answer a read: the proof cannot be made."""
-
-
-def client_config(budget: float, pool: int) -> Config:
-    """Per-call timeouts that fit well inside the run's deadline (three attempts at most)."""
-    return Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=min(10.0, max(1.0, budget / 10)),
-        read_timeout=min(30.0, max(2.0, budget / 8)),
-        max_pool_connections=pool,
-    )
 
 
 def read_account(iam: Any) -> Account:

@@ -19,13 +19,12 @@ from checks.reach.read import (
     READ_ACTIONS,
     ReadDenied,
     ReadFailed,
-    client_config,
     read_account,
     read_bucket_policies,
 )
 from checks.report import Report, ServiceResult, Step
 from checks.targets import Targets
-from checks.work import Deadline, WorkPool, wait_until
+from checks.work import Deadline, WorkPool, client_config, wait_until
 
 STEP = "reach"
 READ_FIX = (
