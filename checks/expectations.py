@@ -117,7 +117,7 @@ class Checker:
 
     def run(self, names: Sequence[str]) -> Report:
         """Check the named services (all when empty) and report on each."""
-        deadline = Deadline(self._options.deadline_seconds)
+        deadline = Deadline(self._options.deadline_seconds, self._options.clock)
         pool = WorkPool(self._options.workers)
         progress = self._options.progress or Progress(quiet=True)
         try:
