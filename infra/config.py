@@ -21,6 +21,7 @@ from .validation import (
     KEYS,
     MAX_SERVICES,
     NAMESPACE,
+    Encryption,
     ServiceConfig,
     StackConfig,
     Topology,
@@ -28,7 +29,7 @@ from .validation import (
 )
 
 if TYPE_CHECKING:
-    from .ec2_assume_role_args import Ec2AssumeRoleArgs
+    from .ec2_assume_role_args import Ec2AssumeRoleArgs, Service
 
 __all__ = [
     "KEYS",
@@ -63,7 +64,7 @@ def parse_config(
 def component_args(config: StackConfig) -> Ec2AssumeRoleArgs:
     """The validated stack config as the `Ec2AssumeRole` component's args."""
     args: Ec2AssumeRoleArgs = {
-        "services": [{"name": s.name, "versioning": s.versioning} for s in config.services],
+        "services": [_service(s) for s in config.services],
         "topology": config.topology,
         "instance_type": config.instance_type,
         "trusted_principals": list(config.trusted_principals),
@@ -78,6 +79,15 @@ def component_args(config: StackConfig) -> Ec2AssumeRoleArgs:
     if config.host_instance_id is not None:
         args["host_instance_id"] = config.host_instance_id
     return args
+
+
+def _service(service: ServiceConfig) -> Service:
+    entry: Service = {"name": service.name, "versioning": service.versioning}
+    if service.encryption is not Encryption.S3:
+        entry["encryption"] = service.encryption.value
+    if service.kms_key_arn is not None:
+        entry["kms_key_arn"] = service.kms_key_arn
+    return entry
 
 
 def _stack_keys(

@@ -20,7 +20,7 @@ from .host_role import HostRole
 from .placement import Placement
 from .service_access import ServiceAccess, ServiceAccessArgs
 from .shared_host import SharedHostArgs
-from .validation import ServiceConfig, StackConfig, Subject, Topology, validate
+from .validation import Encryption, ServiceConfig, StackConfig, Subject, Topology, validate
 
 
 class Service(TypedDict):
@@ -32,6 +32,12 @@ class Service(TypedDict):
     `host`."""
     versioning: NotRequired[bool]
     """Turn on S3 versioning for this service's bucket. Default: false."""
+    encryption: NotRequired[str]
+    """s3 (the default): SSE-S3. kms: SSE-KMS with a customer-managed key, the stack's own (one
+    per service, rotated yearly) unless `kms_key_arn` names one."""
+    kms_key_arn: NotRequired[str]
+    """encryption kms: bring your own symmetric key (its ARN, in the stack's region). The stack
+    grants the service role on it and leaves the key policy alone (docs/kms.md)."""
 
 
 class Ec2AssumeRoleArgs(TypedDict):
@@ -70,6 +76,8 @@ class ServiceEndpoints(TypedDict):
     """The bucket's ARN."""
     role_arn: str
     """The service role: the host's `[profile <service>]` assumes it."""
+    kms_key_arn: NotRequired[str]
+    """SSE-KMS: the key the bucket encrypts with (absent for SSE-S3)."""
 
 
 def schema_name(name: str) -> str:
@@ -95,6 +103,12 @@ def validate_args(name: str, args: Ec2AssumeRoleArgs) -> StackConfig:
     """The stack config's rules applied to the args: one ConfigError, one line per problem."""
     subject = Subject(f'invalid Ec2AssumeRole "{name}" arg ', _spelling(), text=False)
     raw: dict[str, Any] = dict(args)
+    if isinstance(raw.get("services"), list):
+        # A service's fields are validated under their config names (`kmsKeyArn`).
+        raw["services"] = [
+            {schema_name(k): v for k, v in s.items()} if isinstance(s, dict) else s
+            for s in raw["services"]
+        ]
     # Nothing is registered until every arg is proven valid, so each must be known now.
     unknown = [
         f"{subject.prefix}{key} = an Output: use a plain value; the component validates its "
@@ -104,7 +118,37 @@ def validate_args(name: str, args: Ec2AssumeRoleArgs) -> StackConfig:
     ]
     if unknown:
         raise ConfigError("\n".join(unknown))
-    return validate(raw, subject=subject, region=configured_region(), stack=pulumi.get_stack())
+    config = validate(raw, subject=subject, region=configured_region(), stack=pulumi.get_stack())
+    _keys_exist(config, subject)
+    return config
+
+
+def _keys_exist(config: StackConfig, subject: Subject) -> None:
+    """Each brought key exists, is enabled and encrypts symmetrically, before anything is
+    registered (one invoke per key; in `pulumi preview` too)."""
+    import pulumi_aws as aws
+
+    problems = []
+    for index, service in enumerate(config.services):
+        arn = service.kms_key_arn
+        if arn is None:
+            continue
+        key = f"{subject.prefix}services[{index}].kmsKeyArn = {arn!r}"
+        try:
+            found = aws.kms.get_key(key_id=arn)
+        except Exception as err:  # noqa: BLE001 - the provider's error, any class: one line
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            problems.append(f"{key}: no such key that this stack can describe ({reason})")
+            continue
+        if found.key_state != "Enabled":
+            problems.append(f"{key}: the key is {found.key_state}; S3 needs an enabled key")
+        elif found.key_spec != "SYMMETRIC_DEFAULT" or found.key_usage != "ENCRYPT_DECRYPT":
+            problems.append(
+                f"{key}: a {found.key_spec} key for {found.key_usage}; S3 encrypts only with a "
+                "symmetric ENCRYPT_DECRYPT key"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _holds_output(value: Any) -> bool:
@@ -124,12 +168,18 @@ def service_args(
     """A service's bucket and role: trusted by the host role (shared) or by EC2 alone."""
     args: ServiceAccessArgs = {
         "versioning": service.versioning,
+        "encryption": service.encryption.value,
         "force_destroy": config.force_destroy,
         "ec2_principal": context.ec2_principal,
         "role_path": policies.service_role_path(context.stack),
         # Dedicated: the role is also its instance's, which declares the role's policies.
         "declare_policies": host_role is not None,
     }
+    if service.kms_key_arn is not None:
+        args["kms_key_arn"] = service.kms_key_arn
+    if service.encryption is Encryption.KMS:
+        args["account_id"], args["region"] = context.account, context.region
+        args["partition"] = context.partition
     if host_role is not None:
         args["assumed_by"] = host_role.role_arn
     return args
@@ -153,11 +203,14 @@ def instance_args(
 
 def endpoints_of(access: ServiceAccess) -> dict[str, pulumi.Output[str]]:
     """A service's entry in the `services` output, under the ServiceEndpoints names."""
-    return {
+    endpoints = {
         "bucket_name": access.bucket_name,
         "bucket_arn": access.bucket_arn,
         "role_arn": access.role_arn,
     }
+    if access.kms_key_arn is not None:
+        endpoints["kms_key_arn"] = access.kms_key_arn
+    return endpoints
 
 
 def shared_host_args(

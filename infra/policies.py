@@ -62,8 +62,97 @@ def trust_policy(ec2_principal: str, aws_principals: Sequence[str] = ()) -> Poli
     return _document(*statements)
 
 
-def bucket_access_policy(bucket_arn: str, versioned: bool = False) -> PolicyDocument:
-    """The service role's grant: list its bucket, get/put/delete its objects, nothing more.
+# What S3 asks of a bucket's KMS key for its owner: a data key to encrypt a put, and the
+# decryption of that data key to read. Nothing else (not Encrypt, not ReEncrypt, not grants).
+KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
+def s3_via_service(region: str, partition: str) -> str:
+    """The `kms:ViaService` value of S3's requests to KMS in the region (China's end in .cn)."""
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"s3.{region}.{suffix}"
+
+
+def key_use_statement(key_arn: str, bucket_arn: str, via_service: str) -> dict[str, Any]:
+    """The service role's use of its bucket's key: through S3, for that bucket only.
+
+    With an S3 Bucket Key the encryption context S3 sends is the bucket's ARN, so the grant
+    cannot decrypt another bucket's objects, and `kms:ViaService` keeps the role from calling
+    KMS directly (it cannot take the key elsewhere).
+    """
+    return {
+        "Sid": "UseOwnKeyThroughS3",
+        "Effect": "Allow",
+        "Action": list(KEY_ACTIONS),
+        "Resource": key_arn,
+        "Condition": {
+            "StringEquals": {
+                "kms:ViaService": via_service,
+                "kms:EncryptionContext:aws:s3:arn": bucket_arn,
+            }
+        },
+    }
+
+
+def key_policy(account_root: str) -> PolicyDocument:
+    """A stack-created key's policy: the account administers it, and nothing else is named.
+
+    The statement names the account, not anyone in it: it lets the account's IAM policies
+    grant the key, as for any other resource. Usage still needs such a grant (the service
+    role's `UseOwnKeyThroughS3`), so no identity gains use from this statement alone; without
+    it the key could not be managed at all, by anyone, ever.
+    """
+    if not account_root.endswith(":root") or ":iam::" not in account_root:
+        raise ValueError(f"expected an account root ARN, got {account_root!r}")
+    return _document(
+        {
+            "Sid": "AccountAdministersThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": account_root},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    )
+
+
+def sse_kms_denies(bucket_arn: str, key_arn: str) -> list[dict[str, Any]]:
+    """Bucket policy statements that refuse a put asking for other encryption or another key.
+
+    A put that asks for nothing gets the bucket's default (this key). `Null: false` limits each
+    Deny to requests that carry the header: `StringNotEquals` alone would also deny those that
+    rely on the default. The key must be named by its ARN, as S3 compares it as given.
+    """
+    header = "s3:x-amz-server-side-encryption"
+    key_header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    objects = f"{bucket_arn}/*"
+    return [
+        {
+            "Sid": "DenyOtherEncryption",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"StringNotEquals": {header: "aws:kms"}, "Null": {header: "false"}},
+        },
+        {
+            "Sid": "DenyOtherKeys",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"StringNotEquals": {key_header: key_arn}, "Null": {key_header: "false"}},
+        },
+    ]
+
+
+def bucket_access_policy(
+    bucket_arn: str,
+    versioned: bool = False,
+    key_arn: str | None = None,
+    via_service: str | None = None,
+) -> PolicyDocument:
+    """The service role's grant: list its bucket, get/put/delete its objects, nothing more
+    (and, for an SSE-KMS bucket, its key through S3: `key_use_statement`).
 
     In a versioned bucket a delete only stacks a marker on the check's test object, which
     stays behind as a noncurrent version. So the role may also delete object versions, but only
@@ -93,6 +182,10 @@ def bucket_access_policy(bucket_arn: str, versioned: bool = False) -> PolicyDocu
                 "Resource": f"{bucket_arn}/{CHECK_PREFIX}*",
             }
         )
+    if key_arn is not None:
+        if via_service is None:
+            raise ValueError("a key grant needs the S3 endpoint it is used through")
+        statements.append(key_use_statement(key_arn, bucket_arn, via_service))
     return _document(*statements)
 
 
@@ -126,8 +219,13 @@ def assume_roles_policy(service_roles: str) -> PolicyDocument:
     )
 
 
-def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
-    """Deny every request to the bucket that does not arrive over TLS."""
+def tls_only_bucket_policy(bucket_arn: str, key_arn: str | None = None) -> PolicyDocument:
+    """Deny every request to the bucket that does not arrive over TLS (and, SSE-KMS, every put
+    that asks for another key: `sse_kms_denies`)."""
+    if key_arn is not None:
+        document = tls_only_bucket_policy(bucket_arn)
+        document["Statement"] += sse_kms_denies(bucket_arn, key_arn)
+        return document
     return _document(
         {
             "Sid": "DenyInsecureTransport",

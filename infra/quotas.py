@@ -18,7 +18,7 @@ from typing import Any
 from . import policies
 from .aws_config import render_aws_config, render_install_script
 from .partition import ec2_principal
-from .validation import CONFIG, StackConfig, Subject, Topology
+from .validation import CONFIG, Encryption, StackConfig, Subject, Topology
 
 ACCOUNT = "123456789012"  # every account id has 12 digits
 TRUST_POLICY_LIMIT = 2_048
@@ -26,6 +26,7 @@ INLINE_POLICIES_LIMIT = 10_240
 """Per role, all inline policies together."""
 MANAGED_POLICY_LIMIT = 6_144
 BUCKET_POLICY_LIMIT = 20 * 1024
+KEY_POLICY_LIMIT = 32 * 1024
 USER_DATA_LIMIT = 16_384
 SSM_DOCUMENT_LIMIT = 64 * 1024
 """A Run Command document plus the parameters sent with it."""
@@ -71,7 +72,14 @@ def _documents(config: StackConfig, stack: str) -> list[Sized]:
     bucket_arn = f"arn:{partition}:s3:::{longest}-bucket{_suffix(longest)}"
     shared = config.topology is Topology.SHARED
     deny = policies.deny_parameter_reads()
-    service_inline = iam_size(policies.bucket_access_policy(bucket_arn))
+    # SSE-KMS adds the key's statements; a created key's id and a brought one have one length.
+    kms = any(s.encryption is Encryption.KMS for s in config.services)
+    key_id = "01234567-89ab-cdef-0123-456789abcdef"
+    key_arn = f"arn:{partition}:kms:{config.region}:{ACCOUNT}:key/{key_id}"
+    via = policies.s3_via_service(config.region, partition)
+    service_inline = iam_size(
+        policies.bucket_access_policy(bucket_arn, True, key_arn if kms else None, via)
+    )
     documents = [
         Sized(
             "services",
@@ -88,11 +96,23 @@ def _documents(config: StackConfig, stack: str) -> list[Sized]:
         Sized(
             "services",
             "a bucket policy",
-            byte_size(json.dumps(policies.tls_only_bucket_policy(bucket_arn))),
+            byte_size(
+                json.dumps(policies.tls_only_bucket_policy(bucket_arn, key_arn if kms else None))
+            ),
             BUCKET_POLICY_LIMIT,
             "bytes",
         ),
     ]
+    if kms:
+        documents.append(
+            Sized(
+                "services",
+                "a service key's policy",
+                byte_size(json.dumps(policies.key_policy(f"arn:{partition}:iam::{ACCOUNT}:root"))),
+                KEY_POLICY_LIMIT,
+                "bytes",
+            )
+        )
     if shared:
         assume = policies.assume_roles_policy(policies.service_roles_arn(partition, ACCOUNT, stack))
         script = render_install_script(render_aws_config(config.region, role_arns))

@@ -57,7 +57,22 @@ MAX_SERVICES = 300
 """The largest stack supported; README "Supported sizes" gives the reasons."""
 DEFAULT_INSTANCE_TYPE = "t3.micro"
 DEFAULT_HOP_LIMIT = 2
-SERVICE_KEYS = ("name", "versioning")
+SERVICE_KEYS = ("name", "versioning", "encryption", "kmsKeyArn")
+# A symmetric KMS key by its ARN (a UUID key id, or `mrk-` and 32 hex digits for a multi-Region
+# key): S3 default encryption, bucket policies and IAM grants all need the key ARN itself.
+KMS_KEY_ARN = re.compile(
+    r"arn:(?P<partition>aws(?:-cn|-us-gov)?):kms:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
+    r"key/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
+)
+
+
+class Encryption(StrEnum):
+    """How a service's bucket encrypts its objects at rest."""
+
+    S3 = "s3"
+    """SSE-S3, S3's own keys (the default): no KMS key, no KMS cost."""
+    KMS = "kms"
+    """SSE-KMS with a customer-managed key: one the stack creates per service, or `kmsKeyArn`."""
 
 
 class Topology(StrEnum):
@@ -75,6 +90,10 @@ class ServiceConfig:
     """Lowercase letters, digits and hyphens; starts with a letter; at most 32 characters."""
     versioning: bool = False
     """Turn on S3 versioning for this service's bucket."""
+    encryption: Encryption = Encryption.S3
+    """SSE-S3 (the default) or SSE-KMS with a customer-managed key."""
+    kms_key_arn: str | None = None
+    """SSE-KMS: bring this key instead of the one the stack would create."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +176,8 @@ class _Reader:
     def __init__(self, subject: Subject, secret: frozenset[str] = frozenset()) -> None:
         self.subject = subject
         self.problems = ConfigProblems(NAMESPACE)
+        self.keys: list[tuple[str, str, re.Match[str]]] = []
+        """Every kmsKeyArn read, to be held against the stack's region once that is known."""
         self.secret = secret
         """Keys set with `pulumi config set --secret`: their values are never echoed."""
 
@@ -227,7 +248,37 @@ def _service_entry(reader: _Reader, index: int, entry: Any) -> ServiceConfig | N
         reader.fail(f"{key}.versioning", None, "use true or false, or leave the field out")
         versioning_value = False
     versioning = reader.boolean(f"{key}.versioning", versioning_value, False, text=False)
-    return ServiceConfig(name=name, versioning=versioning)
+    encryption, key_arn = _encryption(reader, key, entry)
+    return ServiceConfig(
+        name=name, versioning=versioning, encryption=encryption, kms_key_arn=key_arn
+    )
+
+
+def _encryption(
+    reader: _Reader, key: str, entry: Mapping[str, Any]
+) -> tuple[Encryption, str | None]:
+    """`encryption` (s3 or kms) and `kmsKeyArn`, which only SSE-KMS can use."""
+    value = entry.get("encryption", Encryption.S3.value)
+    encryption = Encryption.S3
+    if value in tuple(Encryption):
+        encryption = Encryption(value)
+    else:
+        reader.fail(f"{key}.encryption", value, "use s3 (SSE-S3, the default) or kms (SSE-KMS)")
+    arn = entry.get("kmsKeyArn")
+    if arn is None:
+        return encryption, None
+    if encryption is not Encryption.KMS:
+        reader.fail(f"{key}.kmsKeyArn", arn, "a key is only used with encryption: kms; set both")
+        return encryption, None
+    fix = "expected a key ARN like arn:aws:kms:us-east-1:123456789012:key/<key id>"
+    match = KMS_KEY_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    if match is None:
+        if isinstance(arn, str) and "alias/" in arn:
+            fix = "name the key (key/<key id>), not an alias: grants and bucket policies need it"
+        reader.fail(f"{key}.kmsKeyArn", arn, fix)
+        return encryption, None
+    reader.keys.append((f"{key}.kmsKeyArn", arn, match))
+    return encryption, arn
 
 
 def _services(reader: _Reader, value: Any) -> tuple[ServiceConfig, ...]:
@@ -383,6 +434,7 @@ def validate(
         "expected an id like subnet-0123456789abcdef0, or leave it unset",
     )
     _topology_rules(reader, topology, principals, host_instance_id, ami_id, subnet_id)
+    _keys_in_region(reader, region, partition)
     config = StackConfig(
         services=services,
         topology=topology,
@@ -404,6 +456,24 @@ def validate(
             reader.problems.add(line)
     reader.problems.raise_if_any()
     return config
+
+
+def _keys_in_region(reader: _Reader, region: str, partition: Partition) -> None:
+    """S3 encrypts only with a key of the bucket's own region (and so partition)."""
+    for key, arn, match in reader.keys:
+        if match["partition"] != partition.value:
+            reader.fail(
+                key,
+                arn,
+                f"this stack's region is in partition {partition.value}; the key is in "
+                f"{match['partition']}",
+            )
+        elif match["region"] != region:
+            reader.fail(
+                key,
+                arn,
+                f"the key is in {match['region']}; S3 needs a key of {region}, the stack's",
+            )
 
 
 def _topology_rules(

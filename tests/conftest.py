@@ -33,6 +33,15 @@ SHARED_OUTPUTS = frozenset(
     }
 )
 """The shared topology's stack outputs: the contract the check, CI and the README rely on."""
+BROUGHT_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+"""A key the mocks' account holds (enabled, symmetric): one a config may bring."""
+
+
+def key_arn_of(name: str, region: str = REGION, partition: str = "aws") -> str:
+    """The ARN the mocks give a created KMS key (a UUID derived from its name)."""
+    digits = f"{zlib.crc32(name.encode()):08x}" * 4
+    uuid = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:32]}"
+    return f"arn:{partition}:kms:{region}:{ACCOUNT}:key/{uuid}"
 
 
 def physical(name: str) -> str:
@@ -54,6 +63,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[pulumi.runtime.MockResourceArgs] = []
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self._lock = threading.Lock()
+        self.keys: dict[str, dict[str, Any]] = {
+            BROUGHT_KEY: {
+                "arn": BROUGHT_KEY,
+                "keyState": "Enabled",
+                "keySpec": "SYMMETRIC_DEFAULT",
+                "keyUsage": "ENCRYPT_DECRYPT",
+            }
+        }
+        """The account's KMS keys, by ARN, as `aws.kms.get_key` describes them."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         with self._lock:
@@ -79,6 +97,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return name, state
         if args.typ == "aws:ec2/instance:Instance":
             return f"i-{zlib.crc32(name.encode()):017x}", state
+        if args.typ == "aws:kms/key:Key":
+            arn = key_arn_of(args.name, self.region, self.partition.value)
+            state.update(arn=arn, keyId=arn.rsplit("/", 1)[1])
+            return state["keyId"], state
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -108,6 +130,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "aws:ec2/getVpc:getVpc": {"id": "vpc-0default"},
             "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0chosen"},
         }
+        if args.token == "aws:kms/getKey:getKey":
+            key = self.keys.get(args.args.get("keyId", ""))
+            if key is None:  # as the provider reports it
+                raise Exception(f"reading KMS Key ({args.args.get('keyId')}): NotFoundException")
+            return {**key, "id": key["arn"], "keyId": key["arn"]}
         if args.token not in answers:
             raise AssertionError(f"the program made an unexpected invoke: {args.token}")
         return answers[args.token]

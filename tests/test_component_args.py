@@ -34,6 +34,12 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"services": [{"name": "a"}, {"name": "a"}]}, "services[1].name", "unique"),
     ({"services": [{"name": "a", "versioning": "true"}]}, "services[0].versioning", "true or"),
     ({"services": [{"name": f"s{i}"} for i in range(MAX_SERVICES + 1)]}, "services", "at most"),
+    ({"services": [{"name": "a", "encryption": "aes"}]}, "services[0].encryption", "use s3"),
+    (
+        {"services": [{"name": "a", "encryption": "kms", "kms_key_arn": "alias/a"}]},
+        "services[0].kmsKeyArn",
+        "not an alias",
+    ),
     ({"topology": "prod"}, "topology", "shared or dedicated"),
     ({"force_destroy": "true"}, "force_destroy", "true or false"),
     ({"metadata_hop_limit": "2"}, "metadata_hop_limit", "from 1 to 64"),
