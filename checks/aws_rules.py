@@ -58,104 +58,12 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any
 
+from checks.aws_kms_rules import kms_rules
 from checks.moto_speed import cached_moto
-from checks.trust import (
-    Effect,
-    as_list,
-    load_document,
-    principal_matches,
-    trust_allows,
-    wildcard,
-)
+from checks.resource_policies import REQUEST_CONTEXT, bucket_policy_effect
+from checks.trust import Effect, trust_allows
 
-# What every request from an AWS SDK carries in this emulation (they all use TLS endpoints).
-REQUEST_CONTEXT = {"aws:securetransport": "true"}
-
-
-def _condition_holds(
-    condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]
-) -> bool:
-    for operator, tests in condition.items():
-        for key, wanted in tests.items():
-            actual = context.get(key.lower())
-            values = [str(v).lower() for v in as_list(wanted)]
-            if operator in ("Bool", "StringEquals", "StringEqualsIgnoreCase"):
-                if actual is None or actual.lower() not in values:
-                    return False
-            elif operator in ("StringNotEquals", "StringNotEqualsIgnoreCase"):
-                if actual is not None and actual.lower() in values:
-                    return False
-            else:
-                # Loud rather than wrong: a new condition in the program needs support here.
-                raise ValueError(f"the emulator cannot evaluate condition operator {operator}")
-    return True
-
-
-def _applies(statement: Mapping[str, Any], action: str, resource: str) -> bool:
-    """Whether the statement's Action/NotAction and Resource/NotResource cover the request."""
-    if "NotAction" in statement:
-        acts = not any(wildcard(a, action) for a in as_list(statement["NotAction"]))
-    else:
-        acts = any(wildcard(a, action) for a in as_list(statement.get("Action")))
-    if "NotResource" in statement:
-        covers = not any(wildcard(r, resource) for r in as_list(statement["NotResource"]))
-    else:
-        covers = any(wildcard(r, resource) for r in as_list(statement.get("Resource")))
-    return acts and covers
-
-
-def _is_account(principal: str) -> bool:
-    """An account principal (`123456789012` or `arn:...:iam::123456789012:root`)."""
-    return principal.isdigit() or principal.endswith(":root")
-
-
-def _naming(statement: Mapping[str, Any], caller_arn: str | None) -> tuple[bool, bool]:
-    """(does the statement name the caller, would its Allow grant the caller by itself).
-
-    Without a caller (moto's own, anonymous evaluation) only statements for everyone count.
-    A caller named only through its account is named (a Deny applies) but not granted: the
-    account delegates to its identity policies.
-    """
-    if "NotPrincipal" in statement:
-        # AWS matches NotPrincipal against the session, the role and the account separately;
-        # loud rather than wrong until the program needs it.
-        raise ValueError("the emulator cannot evaluate a bucket policy with NotPrincipal")
-    principal = statement.get("Principal")
-    entries = ["*"] if principal == "*" else []
-    if isinstance(principal, Mapping):
-        entries = [str(p) for p in as_list(principal.get("AWS"))]
-    if caller_arn is None:
-        return ("*" in entries, "*" in entries)
-    matching = [p for p in entries if principal_matches(p, caller_arn)]
-    return (bool(matching), any(not _is_account(p) for p in matching))
-
-
-def bucket_policy_effect(
-    document: str | Mapping[str, Any],
-    action: str,
-    resource: str,
-    caller_arn: str | None = None,
-) -> Effect | None:
-    """A bucket policy's effect on a request, or None (neutral).
-
-    Without `caller_arn`, as moto asks it (it does not say who is calling), only statements
-    for every principal (`"*"`) are evaluated. With it, statements naming that caller are too:
-    ALLOW means the policy grants the caller by itself (it names the role, the session or
-    `*`, not just the account); DENY means some applicable Deny names the caller.
-    """
-    effects = set()
-    for statement in as_list(load_document(document).get("Statement")):
-        if not _applies(statement, action, resource):
-            continue
-        named, grants = _naming(statement, caller_arn)
-        if not named or not _condition_holds(statement.get("Condition", {}), REQUEST_CONTEXT):
-            continue
-        effect = Effect(statement.get("Effect", "Allow"))
-        if effect is Effect.DENY or grants:
-            effects.add(effect)
-    if Effect.DENY in effects:
-        return Effect.DENY
-    return Effect.ALLOW if Effect.ALLOW in effects else None
+__all__ = ["aws_iam_rules", "aws_policy_rules", "bucket_policy_effect"]
 
 
 def _bucket_permission(bucket: Any, action: str, resource: str) -> Any:
@@ -183,7 +91,16 @@ def _caller_bucket_effect(request: Any, resource: str) -> Effect | None:
     if bucket is None or bucket.policy is None:
         return None
     caller = request._access_key.arn
-    effect = bucket_policy_effect(bucket.policy.decode(), request._action, resource, caller)
+    # The encryption a put asks for is in its headers (the SSE-KMS bucket policy's Denies).
+    asked = {
+        f"s3:{h}": str(v)
+        for h, v in request._headers.items()
+        if h.lower().startswith("x-amz-server-side-encryption")
+    }
+    context = {**REQUEST_CONTEXT, **{k.lower(): v for k, v in asked.items()}}
+    effect = bucket_policy_effect(
+        bucket.policy.decode(), request._action, resource, caller, context
+    )
     if effect is Effect.ALLOW and request._access_key.account_id != account:
         return None  # across accounts both sides must allow: moto's identity check decides
     return effect
@@ -319,7 +236,7 @@ def aws_policy_rules() -> Iterator[None]:
     for alias, attribute in aliases.items():
         setattr(Policy, alias, property(attrgetter(attribute)))
     try:
-        with cached_moto():
+        with cached_moto(), kms_rules():
             yield
     finally:
         IAMRequestBase._check_role_trust_relationship = trust  # type: ignore[method-assign]

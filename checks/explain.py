@@ -73,8 +73,26 @@ def not_denied(got: str) -> str:
     return f"expected AccessDenied, got {got}"
 
 
+KEY_ACTION_OF = {"s3:PutObject": "kms:GenerateDataKey", "s3:GetObject": "kms:Decrypt"}
+"""What S3 asks KMS for, with the caller's credentials, to put or get an SSE-KMS object."""
+
+
 def s3_failure(code: str | None, message: str, action: str, target: ServiceTarget) -> str:
     """Why an operation that must work on the service's own bucket failed, and what to do."""
+    key_action = KEY_ACTION_OF.get(action)
+    if code in DENIED and target.kms_key_arn and key_action:
+        # S3 asks KMS with the caller's own credentials: either grant may be the missing one.
+        which = (
+            f"lacks {key_action} on its key {target.kms_key_arn}"
+            if key_action in message
+            else f"lacks {action} on its bucket or {key_action} on its key {target.kms_key_arn}"
+        )
+        return (
+            f"{message}. Cause: {target.name}'s role {which}; the key's policy must also let "
+            f"the account's IAM policies grant it. Fix: `pulumi up` restores the "
+            f"{target.name}-bucket-access policy (and a created key's policy); a brought key "
+            "needs the statement in docs/kms.md."
+        )
     if code in DENIED:
         return (
             f"{message}. Cause: {target.name}'s role lacks {action} on its bucket. "

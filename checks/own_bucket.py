@@ -66,6 +66,23 @@ def _explain(err: Exception, action: str, target: ServiceTarget) -> str:
     return s3_failure(code, describe(err), action, target)
 
 
+def _encrypted_with(
+    answer: Mapping[str, Any], target: ServiceTarget, wrote: str, timer: Timer
+) -> Step:
+    """An SSE-KMS bucket's put passes only when S3 says it encrypted with the stack's key."""
+    algorithm, key = answer.get("ServerSideEncryption"), answer.get("SSEKMSKeyId")
+    if algorithm == "aws:kms" and key == target.kms_key_arn:
+        return Step("put", True, timer.ms, f"{wrote}, encrypted with KMS key {key}")
+    return Step(
+        "put",
+        False,
+        timer.ms,
+        f"{wrote}, but S3 encrypted it with {algorithm or 'nothing it reported'}"
+        f"{f' key {key}' if key else ''}, not KMS key {target.kms_key_arn}. Cause: the bucket's "
+        "default encryption was changed. Fix: `pulumi up` restores it.",
+    )
+
+
 class OwnBucket:
     def __init__(self, options: CheckOptions, pending: PendingObjects) -> None:
         self._options = options
@@ -136,6 +153,8 @@ class OwnBucket:
                 Key=obj.key, Body=body, IfNoneMatch="*", Metadata={TOKEN_KEY: obj.token}, **owner
             )
             self._pending.created(bucket, obj.key, answer.get("VersionId"))
+            if target.kms_key_arn is not None:
+                return _encrypted_with(answer, target, wrote, timer), True
             return Step("put", True, timer.ms, wrote), True
         except ClientError as err:
             if error_code(err) == "PreconditionFailed" and self._stored(s3, owner, obj, bucket):

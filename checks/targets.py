@@ -52,6 +52,9 @@ class CheckError(Exception):
     """The check could not run (SSM, the emulator): it exits 1 with this one-line message."""
 
 
+KMS_KEY = re.compile(r"arn:aws(?:-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,64}")
+
+
 @dataclass(frozen=True)
 class ServiceTarget:
     name: str
@@ -61,6 +64,8 @@ class ServiceTarget:
     role_name: str
     account: str
     """The account that owns the bucket (ExpectedBucketOwner): the service role's account."""
+    kms_key_arn: str | None = None
+    """SSE-KMS: the key the bucket encrypts with (the `kmsKeyArn` output); None for SSE-S3."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,9 @@ def parse_outputs(document: Any, origin: str) -> Targets:
         match = ROLE_ARN.match(role_arn)
         if not match:
             raise UsageError(f"{where}: 'roleArn' {role_arn!r} is not an IAM role ARN")
+        key = entry.get("kmsKeyArn")
+        if key is not None and not (isinstance(key, str) and KMS_KEY.fullmatch(key)):
+            raise UsageError(f"{where}: 'kmsKeyArn' {json.dumps(key)} is not a KMS key ARN")
         services[name] = ServiceTarget(
             name=name,
             bucket_name=_require_str(where, entry, "bucketName"),
@@ -114,6 +122,7 @@ def parse_outputs(document: Any, origin: str) -> Targets:
             role_arn=role_arn,
             role_name=match["name"],
             account=match["account"],
+            kms_key_arn=key,
         )
     host_role_arn = document.get("hostRoleArn")
     if topology == "shared":

@@ -55,6 +55,8 @@ class Wiring:
     topology: str = "shared"
     versioned: bool = False
     """Versioning on every bucket, and the service roles' grant for a versioned bucket."""
+    kms: Sequence[str] = ()
+    """Services whose bucket is SSE-KMS with a key of its own, as the stack creates it."""
 
 
 @dataclass
@@ -102,6 +104,21 @@ def statements_of(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(document["Statement"])
 
 
+def _sse_kms(s3: Any, bucket: str) -> str:
+    """A key as the stack creates one, and the bucket's default encryption with it."""
+    kms = boto3.client("kms", region_name=REGION)
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    key = str(kms.create_key(Policy=json.dumps(policies.key_policy(root)))["KeyMetadata"]["Arn"])
+    default = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]
+        },
+    )
+    return key
+
+
 def build(wiring: Wiring = Wiring()) -> World:
     """Create buckets, roles and policies; return the stack outputs and the caller's session."""
     iam = boto3.client("iam", region_name=REGION)
@@ -119,6 +136,7 @@ def build(wiring: Wiring = Wiring()) -> World:
         s3.create_bucket(Bucket=bucket)
         if wiring.versioned:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        key = _sse_kms(s3, bucket) if service in wiring.kms else None
         s3.put_object(Bucket=bucket, Key=USER_KEY, Body=USER_BODY)
         principals = [host["Arn"]] if shared and service in trusting else []
         role = iam.create_role(
@@ -126,7 +144,9 @@ def build(wiring: Wiring = Wiring()) -> World:
             Path=policies.service_role_path("dev"),
             AssumeRolePolicyDocument=json.dumps(policies.trust_policy(EC2, principals)),
         )["Role"]
-        grant = policies.bucket_access_policy(f"arn:aws:s3:::{bucket}", versioned=wiring.versioned)
+        grant = policies.bucket_access_policy(
+            f"arn:aws:s3:::{bucket}", wiring.versioned, key, policies.s3_via_service(REGION, "aws")
+        )
         extra = list(wiring.service_extra.get(service, ()))
         iam.put_role_policy(
             RoleName=role["RoleName"],
@@ -138,6 +158,8 @@ def build(wiring: Wiring = Wiring()) -> World:
             "bucketArn": f"arn:aws:s3:::{bucket}",
             "roleArn": role["Arn"],
         }
+        if key is not None:
+            services[service]["kmsKeyArn"] = key
     may_assume: Iterable[str] = (
         wiring.services if wiring.host_may_assume is None else wiring.host_may_assume
     )

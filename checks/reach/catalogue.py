@@ -16,8 +16,9 @@ from importlib import resources
 
 from checks.trust import wildcard
 
-# The services whose actions the proof judges: data (s3), identity (iam) and roles (sts).
-JUDGED_SERVICES = ("s3", "iam", "sts")
+# The services whose actions the proof judges: data (s3), identity (iam), roles (sts) and
+# the keys that encrypt the data (kms).
+JUDGED_SERVICES = ("s3", "iam", "sts", "kms")
 
 READ, LIST, WRITE = "Read", "List", "Write"
 PERMISSIONS, TAGGING = "Permissions management", "Tagging"

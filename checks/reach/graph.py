@@ -56,7 +56,7 @@ def _doubt(*statements: Statement, base: str = "") -> str:
     return "; ".join(notes)
 
 
-def _named(value: str, caller: Identity) -> bool:
+def names_caller(value: str, caller: Identity) -> bool:
     """Whether a principal entry names the caller itself (its ARN, or a session of it)."""
     session = _SESSION.match(value)
     if session:
@@ -70,7 +70,7 @@ def _named(value: str, caller: Identity) -> bool:
     )
 
 
-def _reach_kind(statement: Statement, caller: Identity) -> str | None:
+def reach_kind(statement: Statement, caller: Identity) -> str | None:
     """How a resource-side statement reaches the caller: named, anyone, account, or not."""
     kinds = set()
     for kind, value in statement.principals:
@@ -79,7 +79,7 @@ def _reach_kind(statement: Statement, caller: Identity) -> str | None:
         elif kind == "AWS" and (root := _ACCOUNT_ROOT.match(value)):
             if caller.account in (root[1], root[2]):
                 kinds.add("account")
-        elif kind == "AWS" and _named(value, caller):
+        elif kind == "AWS" and names_caller(value, caller):
             kinds.add("named")
     if statement.not_principal:
         # NotPrincipal reaches everyone it does not name.
@@ -108,7 +108,7 @@ def denies_caller(statement: Statement, caller: Identity) -> bool:
 
     if statement.not_principal:
         return not any(
-            kind == "*" or value == "*" or _named(value, caller) or _ACCOUNT_ROOT.match(value)
+            kind == "*" or value == "*" or names_caller(value, caller) or _ACCOUNT_ROOT.match(value)
             for kind, value in statement.principals
         )
     return any(surely_names(kind, value) for kind, value in statement.principals)
@@ -120,7 +120,7 @@ def assume(caller: Identity, role: Identity) -> Edge | None:
         return None
     target = Target(role.arn)
     trust = [s for s in role.trust if names_action(s, ASSUME)]
-    reaching = [(s, _reach_kind(s, caller)) for s in trust]
+    reaching = [(s, reach_kind(s, caller)) for s in trust]
     if any(denies_caller(s, caller) for s in trust):
         return None
     if denied(caller.policies, ASSUME, target):
@@ -214,7 +214,7 @@ def bucket_grants(
             if (
                 statement.allow
                 and bucket in bucket_arns
-                and _reach_kind(statement, identity)
+                and reach_kind(statement, identity)
                 in (
                     "named",
                     "anyone",

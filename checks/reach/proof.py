@@ -26,6 +26,7 @@ from checks.reach.guarantees import (
     bucket_policy_strangers,
     stack_trust_problems,
 )
+from checks.reach.keys import OWN_KEY_GRANTS, KeyDocuments, key_grants, key_strangers
 
 DATA_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket")
 """Named first in a finding: reading, writing and deleting the data itself."""
@@ -45,6 +46,8 @@ class Expected:
     """The host role's ARN (shared topology)."""
     check_prefix: str
     ec2_principals: frozenset[str] = frozenset({"ec2.amazonaws.com", "ec2.amazonaws.com.cn"})
+    keys: Mapping[str, str] = field(default_factory=dict)
+    """SSE-KMS services' keys (the `kmsKeyArn` outputs), by service name."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,11 @@ class _Prover:
         account: Account,
         policies: Mapping[str, tuple[Statement, ...]],
         expected: Expected,
+        keys: Mapping[str, KeyDocuments],
     ) -> None:
         self.account = account
         self.policies = policies
+        self.key_documents = keys
         self.expected = expected
         self.selected = list(expected.selected)
         self.chosen: set[str] = set(self.selected)
@@ -235,6 +240,7 @@ class _Prover:
                 groups.setdefault((grant.documents, where), []).append(grant)
             for (_, where), grouped in groups.items():
                 self.data_finding(arn, owner, bucket, where, grouped)
+        self.judge_keys(identity, own)
         if data_only:
             return
         self.change_findings(identity)
@@ -301,6 +307,87 @@ class _Prover:
             "; ".join(dict.fromkeys(g.why for g in grants if g.why)),
         )
 
+    # -- the services' KMS keys ---------------------------------------------------------
+
+    def judge_keys(self, identity: Identity, own: str | None) -> None:
+        """The identity's grants on each judged service's key: its own key's two actions for
+        a service role, nothing at all on any other."""
+        for service, key in self.expected.keys.items():
+            if service not in self.chosen:
+                continue
+            documents = self.key_documents.get(key)
+            if documents is not None and not documents.found:
+                continue  # reported once, by stack_documents
+            grants = key_grants(identity, key, documents)
+            if own == service:
+                have = {g.action for g in grants}
+                for action in sorted(OWN_KEY_GRANTS - have):
+                    self.add(
+                        {service},
+                        f"{service} role → {action} on key {key} (expected, missing)",
+                        f"the policies of role {identity.name} and the key policy of {key}",
+                        "S3 cannot encrypt or decrypt the service's objects for it: `pulumi up` "
+                        "restores the grant (a brought key's policy must delegate to IAM: "
+                        "docs/kms.md)",
+                    )
+                grants = [g for g in grants if g.action not in OWN_KEY_GRANTS]
+            by_document: dict[str, list[Grant]] = {}
+            for grant in grants:
+                by_document.setdefault(grant.documents[0], []).append(grant)
+            for document, grouped in by_document.items():
+                self.key_finding(identity.arn, service, key, document, grouped)
+
+    def key_finding(
+        self, arn: str, service: str, key: str, document: str, grants: list[Grant]
+    ) -> None:
+        names = [g.action for g in grants]
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        path = self.path(self.paths.get(arn, []), self.start_of(arn))
+        if arn == self.expected.roles.get(service):
+            fix = (
+                f"remove {shown} from {document}: a service role needs exactly "
+                "kms:GenerateDataKey and kms:Decrypt on its key, through S3"
+            )
+        else:
+            fix = f"remove {shown} from {document}: only the {service} role may use {key}"
+        services = {service} | (self.owners(arn) if arn != self.expected.host else set())
+        self.add(
+            services,
+            f"{path} → {shown} on key {key}",
+            " and ".join(grants[0].documents),
+            fix,
+            "; ".join(dict.fromkeys(g.why for g in grants if g.why)),
+        )
+
+    def key_documents_of(self, name: str) -> None:
+        key = self.expected.keys.get(name)
+        if key is None:
+            return
+        documents = self.key_documents.get(key)
+        if documents is None:
+            return
+        if not documents.found:
+            self.add(
+                {name},
+                f"{name} bucket's key {key}",
+                f"key {key}",
+                "the key is not in the account: the bucket cannot encrypt or decrypt; `pulumi "
+                "up` recreates a stack-created key (a brought one must be restored)",
+            )
+            return
+        role = self.expected.roles[name]
+        account = role.split(":")[4]
+        for where, whom in key_strangers(documents, role, account):
+            if whom in self.judged_set:
+                continue  # its grants are judged, with its path, by `judge`
+            self.add(
+                {name},
+                f"{whom} → key {key}",
+                f"{where} of key {key}" if where.startswith("grant") else where,
+                f"remove {whom} from the key: only the account (administration) and the "
+                f"{name} role may be named in it",
+            )
+
     def service_of_role_arn(self, service: str) -> str:
         return self.expected.roles[service]
 
@@ -359,6 +446,7 @@ class _Prover:
                 role.trust, allowed - {None}, self.expected.ec2_principals
             ):
                 self.add({name}, f"anyone → {ASSUME} → {name} role", where, problem)
+            self.key_documents_of(name)
             bucket, _ = self.expected.buckets[name]
             own_role = self.expected.roles[name]
             for statement, principal in bucket_policy_strangers(
@@ -444,7 +532,11 @@ class _Prover:
 
 
 def prove(
-    account: Account, policies: Mapping[str, tuple[Statement, ...]], expected: Expected
+    account: Account,
+    policies: Mapping[str, tuple[Statement, ...]],
+    expected: Expected,
+    keys: Mapping[str, KeyDocuments] | None = None,
 ) -> Proof:
-    """Judge the account's documents against the expected graph."""
-    return _Prover(account, policies, expected).run()
+    """Judge the account's documents (and the SSE-KMS keys' policies and grants) against the
+    expected graph."""
+    return _Prover(account, policies, expected, keys or {}).run()

@@ -8,7 +8,7 @@ request per bucket. A denied read names the permission that is missing.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -16,9 +16,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.explain import DENIED, describe, error_code
 from checks.reach.documents import Account, Statement, account_from_details, statements
+from checks.reach.keys import KeyDocuments, KeyGrant
 from checks.work import Deadline, WorkPool, reraise, wait_until
 
 READ_ACTIONS = ("iam:GetAccountAuthorizationDetails", "s3:GetBucketPolicy")
+KEY_READ_ACTIONS = ("kms:GetKeyPolicy", "kms:ListGrants")
+"""Read too when a service uses SSE-KMS: each key's policy and grants."""
 # Bucket policies are read side by side; they are small and S3 answers each at once.
 POLICY_READERS = 16
 
@@ -80,11 +83,52 @@ def read_bucket_policies(
     return {bucket: future.result() for bucket, future in answers.items()}
 
 
+def _key(kms: Any, arn: str) -> KeyDocuments:
+    action = "kms:GetKeyPolicy"
+    try:
+        policy = kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"]
+        action = "kms:ListGrants"
+        grants = [
+            KeyGrant(
+                grant_id=str(g.get("GrantId", "")),
+                grantee=str(g.get("GranteePrincipal", "")),
+                operations=tuple(str(o) for o in g.get("Operations", ())),
+                constrained=bool(g.get("Constraints")),
+            )
+            for page in kms.get_paginator("list_grants").paginate(KeyId=arn)
+            for g in page.get("Grants", ())
+        ]
+    except ClientError as err:
+        code = error_code(err)
+        if code == "NotFoundException":
+            return KeyDocuments(policy=(), found=False)
+        if code in DENIED:
+            raise ReadDenied(
+                f"{action} on key {arn} is not allowed to the reader: {describe(err)}"
+            ) from None
+        raise ReadFailed(f"{action} on key {arn} failed: {describe(err)}") from None
+    except BotoCoreError as err:
+        raise ReadFailed(f"cannot reach KMS for key {arn}: {err}") from None
+    return KeyDocuments(statements(f"key policy of {arn}", json.loads(policy)), tuple(grants))
+
+
+def read_keys(
+    kms: Any, keys: Iterable[str], pool: WorkPool, deadline: Deadline
+) -> dict[str, KeyDocuments]:
+    """Each key's policy and grants, by key ARN, read side by side on the pool."""
+    answers = {arn: pool.submit(partial(_key, kms, arn)) for arn in dict.fromkeys(keys)}
+    if not wait_until(answers.values(), deadline):
+        raise ReadFailed("the key policies were not all read before the deadline")
+    reraise(answers.values())
+    return {arn: future.result() for arn, future in answers.items()}
+
+
 def read_policy(partition: str = "aws") -> dict[str, Any]:
     """The least a reader needs for the proof: the README gives this as a ready policy.
 
     GetAccountAuthorizationDetails has no resource-level permissions, so its Resource is `*`;
-    it reads documents, never data. Bucket policies are read on the stack's buckets.
+    it reads documents, never data. Bucket policies are read on the stack's buckets, and key
+    policies and grants on keys (SSE-KMS services only).
     """
     return {
         "Version": "2012-10-17",
@@ -100,6 +144,12 @@ def read_policy(partition: str = "aws") -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": "s3:GetBucketPolicy",
                 "Resource": f"arn:{partition}:s3:::*",
+            },
+            {
+                "Sid": "ReadKeyPoliciesAndGrants",
+                "Effect": "Allow",
+                "Action": list(KEY_READ_ACTIONS),
+                "Resource": f"arn:{partition}:kms:*:*:key/*",
             },
         ],
     }

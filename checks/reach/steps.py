@@ -15,12 +15,14 @@ from typing import Any
 from checks.probes import RESERVED_PREFIX
 from checks.reach.proof import Expected, Proof, prove
 from checks.reach.read import (
+    KEY_READ_ACTIONS,
     POLICY_READERS,
     READ_ACTIONS,
     ReadDenied,
     ReadFailed,
     read_account,
     read_bucket_policies,
+    read_keys,
 )
 from checks.report import Report, ServiceResult, Step
 from checks.targets import Targets
@@ -28,7 +30,8 @@ from checks.work import Deadline, WorkPool, client_config, wait_until
 
 STEP = "reach"
 READ_FIX = (
-    f"the reader needs {' and '.join(READ_ACTIONS)} (the README's read policy): run with "
+    f"the reader needs {' and '.join(READ_ACTIONS)}, and {' and '.join(KEY_READ_ACTIONS)} for "
+    "SSE-KMS services (the read policy in docs/check.md): run with "
     "credentials that have them, or --audit-profile NAME; --without-reach accepts the gap"
 )
 
@@ -47,6 +50,7 @@ def expected_of(targets: Targets, names: Sequence[str]) -> Expected:
         selected=list(names),
         host=targets.host_role_arn if targets.topology == "shared" else None,
         check_prefix=RESERVED_PREFIX,
+        keys={n: t.kms_key_arn for n, t in targets.services.items() if t.kms_key_arn},
     )
 
 
@@ -70,12 +74,17 @@ class PendingReach:
             buckets = {targets.services[n].bucket_name: targets.services[n].account for n in names}
             s3 = reader.client("s3", region_name=targets.region, config=config)
             policies = read_bucket_policies(s3, buckets, self._pool, self.deadline)
+            wanted = [k for n in names if (k := targets.services[n].kms_key_arn)]
+            keys = {}
+            if wanted:
+                kms = reader.client("kms", region_name=targets.region, config=config)
+                keys = read_keys(kms, wanted, self._pool, self.deadline)
         except (ReadDenied, ReadFailed) as err:
             fix = f"; {READ_FIX}" if isinstance(err, ReadDenied) else ""
             return self._failed(f"the reach proof could not read the documents: {err}{fix}")
         if self.deadline.expired():
             return self._failed("the reach proof read the documents after the deadline")
-        proof = prove(account, policies, expected_of(targets, names))
+        proof = prove(account, policies, expected_of(targets, names), keys)
         ms = _ms(self._started)
         steps = {n: _step(n, targets, proof, len(account.roles), ms) for n in names}
         return Reach(steps=steps, summary=summary(proof, account_roles=len(account.roles)))
@@ -121,13 +130,20 @@ def _step(name: str, targets: Targets, proof: Proof, roles: int, ms: int) -> Ste
         if others
         else ""
     )
+    key = targets.services[name].kms_key_arn
+    keyed = (
+        f" and its key {key}, with exactly kms:GenerateDataKey and kms:Decrypt (key policy, "
+        "IAM and grants read)"
+        if key
+        else ""
+    )
     return Step(
         STEP,
         True,
         ms,
         f"by documents: of the {proof.judged} identities the stack reaches ({roles} roles read), "
-        f"only the {name} role reaches {bucket}, with exactly list, get, put and delete, and "
-        f"it reaches no role{outside}",
+        f"only the {name} role reaches {bucket}, with exactly list, get, put and delete,{keyed} "
+        f"and it reaches no role{outside}",
     )
 
 

@@ -90,6 +90,11 @@ class Deployed:
     outputs: dict[str, Any]
 
 
+SSE_CONFIGURATION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
+
+
 @dataclass
 class EmulatorMocks(pulumi.runtime.Mocks):
     region: str
@@ -113,6 +118,8 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "aws:s3/bucketPolicy:BucketPolicy": self._bucket_policy,
             "aws:s3/bucketVersioning:BucketVersioning": self._versioning,
             "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": self._lifecycle,
+            SSE_CONFIGURATION: self._encryption,
+            "aws:kms/key:Key": self._key,
             "aws:iam/role:Role": self._role,
             "aws:iam/rolePolicy:RolePolicy": self._role_policy,
             "aws:iam/rolePolicyAttachment:RolePolicyAttachment": self._attachment,
@@ -166,6 +173,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "aws:ssm/getParameter:getParameter": self._parameter,
             "aws:ec2/getVpc:getVpc": self._default_vpc,
             "aws:ec2/getSubnet:getSubnet": self._subnet,
+            "aws:kms/getKey:getKey": self._describe_key,
         }
         invoke = invokes.get(args.token)
         if invoke is None:
@@ -280,6 +288,44 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             Bucket=inputs["bucket"], LifecycleConfiguration={"Rules": rules}
         )
         return inputs["bucket"], {}
+
+    def _encryption(self, _: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        (rule,) = inputs["rules"]
+        default = rule["applyServerSideEncryptionByDefault"]
+        converted: dict[str, Any] = {
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": default["sseAlgorithm"]},
+            "BucketKeyEnabled": bool(rule.get("bucketKeyEnabled")),
+        }
+        if default.get("kmsMasterKeyId"):
+            converted["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] = default[
+                "kmsMasterKeyId"
+            ]
+        self._client("s3").put_bucket_encryption(
+            Bucket=inputs["bucket"], ServerSideEncryptionConfiguration={"Rules": [converted]}
+        )
+        return inputs["bucket"], {}
+
+    # KMS
+    def _key(self, _: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        kms = self._client("kms")
+        key = kms.create_key(
+            Policy=_document(inputs["policy"]), Description=inputs.get("description", "")
+        )["KeyMetadata"]
+        if inputs.get("enableKeyRotation"):
+            days = int(inputs.get("rotationPeriodInDays", 365))
+            kms.enable_key_rotation(KeyId=key["KeyId"], RotationPeriodInDays=days)
+        return key["KeyId"], {"arn": key["Arn"], "keyId": key["KeyId"]}
+
+    def _describe_key(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        key = self._client("kms").describe_key(KeyId=args["keyId"])["KeyMetadata"]
+        return {
+            "arn": key["Arn"],
+            "id": key["Arn"],
+            "keyId": key["KeyId"],
+            "keyState": key["KeyState"],
+            "keySpec": key["KeySpec"],
+            "keyUsage": key["KeyUsage"],
+        }
 
     # IAM
     def _role(self, logical: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
