@@ -3,7 +3,8 @@
 Each rule follows from a guarantee the README makes, not from the shapes the program happens to
 emit: the trust of roles (rules_trust), what identity policies allow (rules_identity), that no
 role can widen its own access (rules_escalation), which managed policies may be attached
-(rules_managed), private TLS-only buckets (rules_s3, rules_tls, rules_bucket_policy), IMDSv2 and
+(rules_managed), private TLS-only buckets (rules_s3, rules_tls, rules_bucket_policy), KMS keys for
+the stack alone (rules_kms), IMDSv2 and
 encrypted EBS (rules_ec2) and no ingress from the internet (rules_ingress and
 rules_ingress_combined, counting addresses with rules_addresses). rules_base holds what they
 share, rules_stack what stack rules share: see it for how a preview's unknown values are handled.
@@ -22,6 +23,7 @@ try:
         rules_identity,
         rules_ingress,
         rules_ingress_combined,
+        rules_kms,
         rules_managed,
         rules_s3,
         rules_stack,
@@ -36,6 +38,7 @@ except ImportError:  # The Pulumi CLI runs the pack with only policy/ on sys.pat
     import rules_identity  # type: ignore[import-not-found, no-redef]
     import rules_ingress  # type: ignore[import-not-found, no-redef]
     import rules_ingress_combined  # type: ignore[import-not-found, no-redef]
+    import rules_kms  # type: ignore[import-not-found, no-redef]
     import rules_managed  # type: ignore[import-not-found, no-redef]
     import rules_s3  # type: ignore[import-not-found, no-redef]
     import rules_stack  # type: ignore[import-not-found, no-redef]
@@ -83,6 +86,12 @@ RESOURCE_RULES: tuple[rules_base.ResourceRule, ...] = (
         rules_bucket_policy.bucket_policy_no_public_allow,
     ),
     ResourceRule(
+        "kms-key-policy-no-public-use",
+        "A KMS key policy may allow only the stack's account or specific role or user ARNs; "
+        "never *, a service, NotPrincipal or anything wider.",
+        rules_kms.key_policy_no_public_use,
+    ),
+    ResourceRule(
         "ec2-require-imdsv2",
         "Instances, launch templates and configurations must require IMDSv2.",
         rules_ec2.ec2_require_imdsv2,
@@ -116,6 +125,11 @@ STACK_RULES: tuple[rules_stack.StackRule, ...] = (
         "s3-bucket-policy-own-account",
         "A bucket policy may allow only principals of the stack's own account.",
         rules_bucket_policy.bucket_policies_own_account,
+    ),
+    StackRule(
+        "kms-key-policy-own-account",
+        "A KMS key policy may name only the stack's own account and its principals.",
+        rules_kms.key_policies_own_account,
     ),
     StackRule(
         "ec2-no-internet-ingress-combined",
