@@ -22,6 +22,7 @@ import pulumi_aws as aws
 import pytest
 import test_policy_pack_ec2
 import test_policy_pack_iam
+import test_policy_pack_kms
 import test_policy_pack_s3
 from conftest import ACCOUNT, stack_config
 from google.protobuf import empty_pb2, struct_pb2
@@ -167,6 +168,7 @@ def test_every_rule_has_at_least_two_breakages() -> None:
         *test_policy_pack_iam.BREAKAGES,
         *test_policy_pack_s3.BREAKAGES,
         *test_policy_pack_ec2.BREAKAGES,
+        *test_policy_pack_kms.BREAKAGES,
     ]
     counts = {rule.name: sum(b.rule == rule.name for b in breakages) for rule in ALL_RULES}
     assert min(counts.values()) >= 2, counts

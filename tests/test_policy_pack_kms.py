@@ -47,7 +47,7 @@ NOT_PRINCIPAL = {"Effect": "Allow", "NotPrincipal": {"AWS": ROOT}, "Action": "km
 
 
 def breakage(id_: str, program: Any, rule: str, resource: str, message: str) -> Breakage:
-    return Breakage(id=id_, rule=rule, resource=resource, message=message, program=program)
+    return Breakage(id=f"kms-{id_}", rule=rule, resource=resource, message=message, program=program)
 
 
 BREAKAGES = [
@@ -74,7 +74,14 @@ BREAKAGES = [
         "data-key",
         f"of account {OTHER_ACCOUNT}, not this stack's",
     ),
-    breakage("kms-star", _grant("kms:*", "*"), WILDCARD, "holder-grant", 'allows "kms:*"'),
+    breakage(
+        "other-account-role",
+        _key(use({"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:role/reader"})),
+        OWN,
+        "data-key",
+        f"arn:aws:iam::{OTHER_ACCOUNT}:role/reader, of account {OTHER_ACCOUNT}",
+    ),
+    breakage("star", _grant("kms:*", "*"), WILDCARD, "holder-grant", 'allows "kms:*"'),
     breakage(
         "decrypt-anywhere",
         _grant("kms:Decrypt", "*"),
