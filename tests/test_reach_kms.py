@@ -172,6 +172,10 @@ def test_each_key_defect_fails_the_services_it_reaches_naming_the_document(
         assert document in reach.steps[name].detail, (name, reach.steps[name].detail)
     assert any(document in f["document"] for f in reach.summary["findings"])
     assert all("on key arn:aws:kms:" in f["path"] for f in reach.summary["findings"])
+    assert all("AccountAdministersThroughIam:" not in f["fix"] for f in reach.summary["findings"])
+    assert any(
+        "remove kms:" in f["fix"] and document in f["fix"] for f in reach.summary["findings"]
+    )
 
 
 def test_the_same_world_without_the_defect_is_clean(aws: None) -> None:

@@ -228,11 +228,56 @@ def test_the_emulator_handles_every_type_the_program_registers(topology: str) ->
     """The mapping must grow with the program: no type the program uses may lack a handler."""
     recorded = RecordingMocks()
     config = stack_config(topology=topology)
-    config["ec2-assume-role:services"] = [{"name": "a", "versioning": True}]
+    config["ec2-assume-role:services"] = [{"name": "a", "versioning": True, "encryption": "kms"}]
     evaluate(recorded, config)
     handled = set(EmulatorMocks(region="us-east-1")._handlers)
     used = {r.typ for r in recorded.resources if not r.typ.startswith("ec2-assume-role:")}
     assert used <= handled, f"no emulator handler for {sorted(used - handled)}"
+
+
+KMS = {
+    "aws:region": "eu-west-1",
+    "ec2-assume-role:services": [
+        {"name": "service-a", "encryption": "kms"},
+        {"name": "service-b", "versioning": True, "encryption": "kms"},
+        {"name": "service-c"},
+    ],
+}
+
+
+KEY_IN = re.compile(r"arn:aws:kms:eu-west-1:\d{12}:key/[0-9a-f-]{36}")
+
+
+def test_a_kms_stack_rehearses_clean_through_its_keys() -> None:
+    """The program's own keys, key policies, default encryption, bucket policies and grants,
+    deployed into the emulator whose KMS rules S3 and KMS now follow: put and get go through
+    each key, and the reach proof finds no one else who may use them."""
+    rehearsal = run_rehearsal(KMS)
+    report = rehearsal.report
+    assert report.ok, json.dumps(report.as_json(), indent=1)
+    keys = {n: KEY_IN.search(steps(rehearsal, n)["put"].detail) for n in report.services}
+    assert keys["service-c"] is None, "SSE-S3: no key"
+    found = {n: k[0] for n, k in keys.items() if k is not None}
+    assert set(found) == {"service-a", "service-b"} and len(set(found.values())) == 2
+    for name, key in found.items():
+        assert f"its key {key}, with exactly" in steps(rehearsal, name)["reach"].detail
+
+
+def test_a_kms_stack_without_the_owners_key_grant_fails_its_put_naming_the_key() -> None:
+    def drop_key_use(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        if name != "service-a-bucket-access":
+            return inputs
+        document = json.loads(inputs["policy"])
+        kept = [s for s in document["Statement"] if s.get("Sid") != "UseOwnKeyThroughS3"]
+        return {**inputs, "policy": json.dumps({**document, "Statement": kept})}
+
+    rehearsal = run_rehearsal(KMS, tamper=drop_key_use)
+    (key,) = set(KEY_IN.findall(steps(rehearsal, "service-a")["reach"].detail))
+    put = steps(rehearsal, "service-a")["put"]
+    assert not put.ok and f"lacks kms:GenerateDataKey on its key {key}" in put.detail, put.detail
+    reach = steps(rehearsal, "service-a")["reach"]
+    assert not reach.ok and f"kms:Decrypt on key {key} (expected, missing)" in reach.detail
+    assert rehearsal.report.services["service-b"].ok
 
 
 SAMPLE_DOC = PROJECT_DIR / "docs" / "check.md"

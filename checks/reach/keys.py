@@ -94,7 +94,9 @@ def key_grants(identity: Identity, key_arn: str, documents: KeyDocuments | None)
             for g in (documents.grants if documents else ())
             if op in g.operations and _grantee(g, identity)
         ]
-        sides = [*named, *(delegating if own else []), *own]
+        # The identity's own grant first: it is what a fix removes (the account statement is
+        # the key's administration, and stays).
+        sides = [*named, *own, *(delegating if own else [])]
         if not sides and not grants:
             continue
         why = _why(sides, grants, documents)
