@@ -58,9 +58,9 @@ def measure(url: str, app: SlowApp, count: int) -> tuple[float, int]:
     import requests
     from check_world import Wiring, build
 
-    from checks.aws_rules import aws_iam_rules
-    from checks.expectations import Checker, CheckOptions
-    from checks.targets import parse_outputs
+    from checks.runner import Checker, CheckOptions
+    from checks.stack_outputs import parse_outputs
+    from rehearsal.moto_rules import aws_iam_rules
 
     requests.post(f"{url}/moto-api/reset", timeout=10)
     app.delay = 0.0

@@ -7,7 +7,7 @@ the host role with its assume-roles grant, and 700 unrelated roles elsewhere (/t
 with an S3 grant on a bucket of its own that does not exist, trusting EC2 or the unrelated role
 before it (which may assume it). The auditor user holds `checks.reach.read.read_policy()`.
 
-With `checks.aws_rules.aws_iam_rules()` on, each size then measures REPEATS times:
+With `rehearsal.moto_rules.aws_iam_rules()` on, each size then measures REPEATS times:
 - the whole proof, `checks.reach.steps.run_reach` (read beside the deadline, then judge);
 - its parts, called directly: reading (GetAccountAuthorizationDetails, then every stack
   bucket's GetBucketPolicy on 16 threads) and judging (`checks.reach.proof.prove`);
@@ -205,7 +205,6 @@ def _measure(count: int, profile: bool) -> dict[str, Any]:
     import boto3
     from check_world import AUDITOR, add_auditor
 
-    from checks.aws_rules import aws_iam_rules, aws_policy_rules
     from checks.reach.proof import prove
     from checks.reach.read import (
         POLICY_READERS,
@@ -215,8 +214,9 @@ def _measure(count: int, profile: bool) -> dict[str, Any]:
         read_bucket_policies,
     )
     from checks.reach.steps import expected_of, run_reach
-    from checks.targets import parse_outputs
+    from checks.stack_outputs import parse_outputs
     from checks.work import Deadline, WorkPool
+    from rehearsal.moto_rules import aws_iam_rules, aws_policy_rules
 
     with aws_policy_rules():  # the TLS-only bucket policies, as the deploy would see them
         built, outputs = _timed(lambda: build(count))

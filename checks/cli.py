@@ -14,12 +14,13 @@ from typing import NoReturn
 import boto3
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-from checks.expectations import Checker, CheckOptions
+from checks.options import CheckOptions, probe_sample, refuse_conflicts
 from checks.progress import Progress
 from checks.reach.steps import PendingReach, with_reach
 from checks.report import Report, write_json, write_table
+from checks.runner import Checker
 from checks.signals import Interrupted, deferred, interrupts
-from checks.targets import (
+from checks.stack_outputs import (
     CheckError,
     Targets,
     UsageError,
@@ -31,8 +32,6 @@ from checks.work import Deadline, client_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DEADLINE = 300.0
-DEFAULT_ROTATION = 1
-"""With the reach proof, each service role probes one other bucket, in rotation."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -176,36 +175,6 @@ def _load(args: argparse.Namespace) -> Targets:
     return load_stack_outputs(args.stack)
 
 
-def refuse_conflicts(args: argparse.Namespace) -> None:
-    """Options that cannot go together, each named, before anything is read or sent."""
-    if args.reach_only:
-        for given, option in (
-            (args.without_reach, "--without-reach"),
-            (args.via_ssm, "--via-ssm"),
-            (args.full_probes, "--full-probes"),
-            (args.sample is not None, "--sample"),
-            (args.without_peer_get, "--without-peer-get"),
-        ):
-            if given:
-                raise UsageError(f"--reach-only runs no probes: {option} does not go with it")
-    if args.full_probes and args.sample is not None:
-        raise UsageError("--full-probes and --sample contradict each other: choose one")
-
-
-def probe_sample(args: argparse.Namespace) -> int | None:
-    """How many other buckets each service role probes.
-
-    With the reach proof, the documents prove every pair, so by default the probes are a
-    rotation that still sends every kind of probe from every identity and to every bucket:
-    a check of the model against reality. Without it, every pair is probed.
-    """
-    if args.sample is not None:
-        return int(args.sample)
-    if args.full_probes or args.without_reach:
-        return None
-    return DEFAULT_ROTATION
-
-
 def _session(profile: str | None = None) -> boto3.Session:
     try:
         return boto3.Session(profile_name=profile)
@@ -297,7 +266,7 @@ def _main(args: argparse.Namespace, started: float) -> int:
     try:
         if args.rehearse:
             try:
-                from checks.rehearsal import rehearse
+                from rehearsal import rehearse
             except ModuleNotFoundError as err:
                 # An installed check has no rehearsal: it deploys this repository's program.
                 raise UsageError(

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.targets import ServiceTarget
+from checks.stack_outputs import ServiceTarget
 from checks.trust import role_of, stale_principals, trust_allows
 
 log = logging.getLogger(__name__)

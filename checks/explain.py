@@ -6,7 +6,8 @@ import re
 
 from botocore.exceptions import ClientError
 
-from checks.targets import ServiceTarget
+from checks.contract import PROBE_ACTIONS
+from checks.stack_outputs import ServiceTarget
 
 DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _CLI_ERROR = re.compile(r"An error occurred \((?P<code>[\w.]+)\)")
@@ -31,12 +32,7 @@ def code_of(message: str) -> str | None:
 
 
 VERBS = {"list": "list", "get": "read objects in", "put": "write objects to", "delete": "delete"}
-IAM_ACTIONS = {
-    "list": "s3:ListBucket",
-    "get": "s3:GetObject",
-    "put": "s3:PutObject",
-    "delete": "s3:DeleteObject",
-}
+IAM_ACTIONS = PROBE_ACTIONS
 
 
 def over_privileged(who: str, actions: list[str], target: ServiceTarget, look_at: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.cleanup import PendingObjects, Written
+from checks.contract import RESERVED_PREFIX
 from checks.explain import (
     DENIED,
     describe,
@@ -34,7 +35,6 @@ from checks.own_bucket import Prepared
 from checks.probes import (
     ACTIONS,
     NO_TEST_OBJECT,
-    RESERVED_PREFIX,
     Probe,
     TestObject,
     Verdict,
@@ -42,7 +42,7 @@ from checks.probes import (
     probe,
 )
 from checks.report import Step
-from checks.targets import ServiceTarget, Targets
+from checks.stack_outputs import ServiceTarget, Targets
 from checks.work import Deadline
 
 DIRECT, ISOLATION = "direct access denied", "isolation"

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.cleanup import PendingObjects, Written, versions_phrase
+from checks.contract import RESERVED_PREFIX
 from checks.explain import DENIED, describe, error_code, s3_failure
-from checks.probes import RESERVED_PREFIX, TestObject
+from checks.probes import TestObject
 from checks.report import Step
-from checks.targets import ServiceTarget
+from checks.stack_outputs import ServiceTarget
 
 if TYPE_CHECKING:
-    from checks.expectations import CheckOptions
+    from checks.options import CheckOptions
 
 log = logging.getLogger(__name__)
 

@@ -20,19 +20,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from checks.contract import PROBE_ACTIONS, RESERVED_PREFIX
 from checks.explain import DENIED, describe, error_code
-from checks.targets import ServiceTarget
+from checks.stack_outputs import ServiceTarget
 
-RESERVED_PREFIX = "ec2-assume-role-check/"
-"""Test objects live only here, under unique names, so user data is never touched. The stack's
-lifecycle rule (infra.secure_bucket.CHECK_PREFIX) expires anything left here after a day."""
-ACTIONS = ("list", "get", "put", "delete")
-IAM_ACTIONS = {
-    "list": "s3:ListBucket",
-    "get": "s3:GetObject",
-    "put": "s3:PutObject",
-    "delete": "s3:DeleteObject",
-}
+ACTIONS = tuple(PROBE_ACTIONS)
+IAM_ACTIONS = PROBE_ACTIONS
 NO_SUCH_ETAG = '"00000000000000000000000000000000"'
 """No object's ETag (an MD5 of all zero bits): a conditional delete with it deletes nothing."""
 NO_TEST_OBJECT = "no test object to aim at (the owner's put failed)"

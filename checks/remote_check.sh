@@ -33,7 +33,7 @@ started=$(date +%s)
 export AWS_CONFIG_FILE="${AWS_CONFIG_FILE:-/etc/aws/config}"
 export AWS_PAGER=""
 unset AWS_PROFILE
-PREFIX="ec2-assume-role-check/"
+# PREFIX (checks.contract.RESERVED_PREFIX) comes in the header, with the other variables.
 NO_ETAG='"00000000000000000000000000000000"'
 MAX_FINDINGS=20
 # The CLI caches assumed-role keys under $HOME: it must be memory, never a disk.

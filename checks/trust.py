@@ -1,7 +1,7 @@
 """Does a role's trust policy let a given caller assume it? AWS's rules, as a pure function.
 
 Used to say which side of the trust is missing when AssumeRole is denied, and by the emulator
-fixture (`checks.aws_rules`) that makes moto evaluate trust policies the way AWS does.
+fixture (`rehearsal.moto_rules`) that makes moto evaluate trust policies the way AWS does.
 """
 
 from __future__ import annotations

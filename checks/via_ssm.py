@@ -21,6 +21,7 @@ from typing import IO, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from checks.contract import PROBE_ACTIONS, RESERVED_PREFIX
 from checks.diagnose import explain_assume_denied
 from checks.explain import (
     DENIED,
@@ -36,16 +37,11 @@ from checks.isolation import DIRECT, ISOLATION, ProofTask, step_of
 from checks.probes import ACTIONS, NO_TEST_OBJECT, Probe, Verdict
 from checks.report import Report, ServiceResult, Step
 from checks.signals import deferred
-from checks.targets import CheckError, ServiceTarget, Targets, UsageError
+from checks.stack_outputs import CheckError, ServiceTarget, Targets, UsageError
 
 log = logging.getLogger(__name__)
 
-S3_ACTIONS = {
-    "list": "s3:ListBucket",
-    "put": "s3:PutObject",
-    "get": "s3:GetObject",
-    "delete": "s3:DeleteObject",
-}
+S3_ACTIONS = PROBE_ACTIONS
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
 FINISHED = frozenset({"Success", "Failed"})  # Failed: the script exited 1, a step failed
 OUTPUT_BUDGET = OUTPUT_LIMIT - 2_000
@@ -122,6 +118,7 @@ def render_script(
     header = [
         "#!/bin/bash",
         f"MODE={shlex.quote(mode)}",
+        f"PREFIX={shlex.quote(RESERVED_PREFIX)}",
         f"ACCOUNT={shlex.quote(account)}",
         f"RUN={shlex.quote(run)}",
         f"WAIT_SECONDS={int(wait_seconds)}",
@@ -407,7 +404,7 @@ class _Phases:
             self.run("cleanup", batch, [], CLEANUP_SCRIPT_SECONDS)
         except (CheckError, BotoCoreError) as err:
             for name in batch:
-                key = f"ec2-assume-role-check/{self.options['run']}/{name}"
+                key = f"{RESERVED_PREFIX}{self.options['run']}/{name}"
                 self.unfinished[name] = Step(
                     "delete",
                     False,

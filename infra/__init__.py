@@ -20,8 +20,8 @@ from .host_role import HostRole, HostRoleArgs
 from .placement import Placement
 from .secure_bucket import SecureBucket, SecureBucketArgs
 from .service_access import ServiceAccess, ServiceAccessArgs
+from .settings import Topology
 from .shared_host import SharedHost, SharedHostArgs
-from .validation import Topology
 
 DISTRIBUTION = "ec2-assume-role"
 

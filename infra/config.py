@@ -9,12 +9,12 @@ config into the component's args (`component_args`).
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from .context import configured_region
 from .errors import ConfigError
 from .validation import (
     CONFIG,
@@ -105,15 +105,6 @@ def _stack_keys(
         )
 
     return ours, near_miss
-
-
-def configured_region() -> str | None:
-    """The region the stack's default AWS provider uses: `aws:region`, else the environment."""
-    return (
-        pulumi.Config("aws").get("region")
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-    )
 
 
 def load_config() -> StackConfig:

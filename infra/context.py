@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pulumi
@@ -36,4 +37,13 @@ def resolve_context(parent: pulumi.Resource | None = None) -> AwsContext:
             service_name="ec2", region=region, opts=invoke
         ).name,
         stack=pulumi.get_stack(),
+    )
+
+
+def configured_region() -> str | None:
+    """The region the stack's default AWS provider uses: `aws:region`, else the environment."""
+    return (
+        pulumi.Config("aws").get("region")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
     )

@@ -22,8 +22,8 @@ from .hardened_instance import HardenedInstance
 from .host_role import HostRole, HostRoleArgs
 from .placement import resolve_placement
 from .service_access import ServiceAccess
+from .settings import Topology
 from .shared_host import SharedHost
-from .validation import Topology
 
 TYPE = "ec2-assume-role:index:Ec2AssumeRole"
 
@@ -124,7 +124,7 @@ class Ec2AssumeRole(pulumi.ComponentResource):
 
         They are the schema's names of this component's outputs; export them all (`for key,
         value in c.stack_outputs().items(): pulumi.export(key, value)`) and the check can prove
-        the stack. `services` is {name: {bucketName, bucketArn, roleArn}}.
+        the stack. `services` is {name: {bucketName, bucketArn, roleArn, kmsKeyArn (SSE-KMS only)}}.
         """
         present = {schema_name(key): getattr(self, key) for key in OUTPUTS}
         return {key: value for key, value in present.items() if value is not None} | self._nested

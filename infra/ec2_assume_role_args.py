@@ -12,8 +12,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 
 from . import policies
-from .config import configured_region
-from .context import AwsContext
+from .context import AwsContext, configured_region
 from .errors import ConfigError
 from .hardened_instance import HardenedInstanceArgs
 from .host_role import HostRole

@@ -8,7 +8,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from .validation import StackConfig
+from .settings import StackConfig
 
 # Graviton types carry a `g` among the attribute letters after the generation digit
 # (t4g, m7g, c7gn, im4gn), or are the first generation, a1; GPU families that merely start

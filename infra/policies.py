@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from checks.contract import RESERVED_PREFIX
+
 PolicyDocument = dict[str, Any]
 
 VERSION = "2012-10-17"
@@ -18,7 +20,7 @@ VERSION = "2012-10-17"
 BUCKET_ACTIONS = ("s3:ListBucket",)
 OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
 
-CHECK_PREFIX = "ec2-assume-role-check/"
+CHECK_PREFIX = RESERVED_PREFIX
 """Where the post-deploy check writes (and deletes) its test objects in each bucket (checks/):
 the lifecycle safety net and the version grant below name this prefix and nothing else."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from . import policies
 from .aws_config import render_aws_config, render_install_script
 from .partition import ec2_principal
-from .validation import CONFIG, Encryption, StackConfig, Subject, Topology
+from .settings import CONFIG, Encryption, StackConfig, Subject, Topology
 
 ACCOUNT = "123456789012"  # every account id has 12 digits
 TRUST_POLICY_LIMIT = 2_048

@@ -14,7 +14,7 @@ from .exclusive_policies import declare_role_policies, named_policy_options
 from .hardened_instance import HardenedInstance, instance_role_policies
 from .placement import Placement
 from .profile_delivery import ProfileDelivery, ProfileDeliveryArgs
-from .validation import DEFAULT_HOP_LIMIT
+from .settings import DEFAULT_HOP_LIMIT
 
 
 class SharedHostArgs(TypedDict):

@@ -14,14 +14,38 @@ import difflib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from .errors import ConfigProblems
 from .partition import Partition, partition_of_region
+from .quotas import quota_problems
+from .settings import (
+    CONFIG,
+    DEFAULT_HOP_LIMIT,
+    DEFAULT_INSTANCE_TYPE,
+    KEYS,
+    MAX_SERVICES,
+    NAMESPACE,
+    Encryption,
+    ServiceConfig,
+    StackConfig,
+    Subject,
+    Topology,
+)
 
-NAMESPACE = "ec2-assume-role"
+__all__ = [
+    "CONFIG",
+    "KEYS",
+    "MAX_SERVICES",
+    "NAMESPACE",
+    "Encryption",
+    "ServiceConfig",
+    "StackConfig",
+    "Subject",
+    "Topology",
+    "validate",
+]
+
 
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # family[generation][attributes].size, e.g. t3.micro, c7gn.16xlarge, u-6tb1.metal.
@@ -53,10 +77,6 @@ RESERVED_SERVICE_NAMES = {
     "host": "the check reports the host role's own identity as `host`; a service of that name "
     "would be taken for it",
 }
-MAX_SERVICES = 300
-"""The largest stack supported; README "Supported sizes" gives the reasons."""
-DEFAULT_INSTANCE_TYPE = "t3.micro"
-DEFAULT_HOP_LIMIT = 2
 SERVICE_KEYS = ("name", "versioning", "encryption", "kmsKeyArn")
 # A symmetric KMS key by its ARN (a UUID key id, or `mrk-` and 32 hex digits for a multi-Region
 # key): S3 default encryption, bucket policies and IAM grants all need the key ARN itself.
@@ -64,94 +84,6 @@ KMS_KEY_ARN = re.compile(
     r"arn:(?P<partition>aws(?:-cn|-us-gov)?):kms:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
     r"key/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
 )
-
-
-class Encryption(StrEnum):
-    """How a service's bucket encrypts its objects at rest."""
-
-    S3 = "s3"
-    """SSE-S3, S3's own keys (the default): no KMS key, no KMS cost."""
-    KMS = "kms"
-    """SSE-KMS with a customer-managed key: one the stack creates per service, or `kmsKeyArn`."""
-
-
-class Topology(StrEnum):
-    """Where the services run: one shared dev host, or one instance each."""
-
-    SHARED = "shared"
-    """Development: one host whose role assumes every service role."""
-    DEDICATED = "dedicated"
-    """Production: one instance per service, carrying that service's role."""
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    name: str
-    """Lowercase letters, digits and hyphens; starts with a letter; at most 32 characters."""
-    versioning: bool = False
-    """Turn on S3 versioning for this service's bucket."""
-    encryption: Encryption = Encryption.S3
-    """SSE-S3 (the default) or SSE-KMS with a customer-managed key."""
-    kms_key_arn: str | None = None
-    """SSE-KMS: bring this key instead of the one the stack would create."""
-
-
-@dataclass(frozen=True)
-class StackConfig:
-    services: tuple[ServiceConfig, ...]
-    """The services, each with its own bucket and role, in config order."""
-    topology: Topology = Topology.SHARED
-    instance_type: str = DEFAULT_INSTANCE_TYPE
-    ami_id: str | None = None
-    """None: the latest Amazon Linux 2023 AMI from the public SSM parameter."""
-    subnet_id: str | None = None
-    """None: the default subnet of the default VPC."""
-    trusted_principals: tuple[str, ...] = ()
-    """IAM ARNs that may assume the host role in addition to EC2 (e.g. an operator)."""
-    force_destroy: bool = False
-    """Only when true may `pulumi destroy` delete buckets that still hold objects."""
-    host_instance_id: str | None = None
-    """Shared topology: adopt this existing instance as the dev host instead of creating one."""
-    metadata_hop_limit: int = DEFAULT_HOP_LIMIT
-    """IMDS hop limit of the instances the stack creates: 2 lets containers reach metadata."""
-    region: str = "us-east-1"
-    partition: Partition = Partition.AWS
-
-
-# Every setting, by its stack config key; Pulumi.yaml declares each but `services`.
-KEYS = (
-    "services",
-    "topology",
-    "instanceType",
-    "amiId",
-    "subnetId",
-    "trustedPrincipals",
-    "forceDestroy",
-    "hostInstanceId",
-    "metadataHopLimit",
-)
-
-
-@dataclass(frozen=True)
-class Subject:
-    """Whose settings are validated, and how each line names one of them."""
-
-    prefix: str
-    """Each line's start, before the key: `invalid config ec2-assume-role:`."""
-    keys: Mapping[str, str] = field(default_factory=lambda: {key: key for key in KEYS})
-    """Each setting as this subject spells it, to its stack config key."""
-    text: bool = True
-    """The stack config's top-level values arrive as text (JSON, "true", "2"); args are typed."""
-
-    def shown(self, key: str) -> str:
-        """A stack config key (with any index or field) as this subject spells it."""
-        top = re.split(r"[\[.]", key, maxsplit=1)[0]
-        spelled = {config: own for own, config in self.keys.items()}
-        return spelled.get(top, top) + key[len(top) :]
-
-
-CONFIG = Subject(f"invalid config {NAMESPACE}:")
-"""The stack config: `invalid config ec2-assume-role:<key> = <value>: <fix>`."""
 
 
 def _shown(value: Any) -> str:
@@ -449,9 +381,6 @@ def validate(
         partition=partition,
     )
     if not reader.problems:
-        # Imported here: quotas builds its documents from a StackConfig defined above.
-        from .quotas import quota_problems
-
         for line in quota_problems(config, stack, subject):
             reader.problems.add(line)
     reader.problems.raise_if_any()

@@ -67,7 +67,7 @@ def bucket_policy_no_public_allow(resource_type: str, props: base.Props) -> list
     return found
 
 
-def _stack_accounts(resources: Sequence[stack.StackResource]) -> tuple[set[str], stack.Pending]:
+def stack_accounts(resources: Sequence[stack.StackResource]) -> tuple[set[str], stack.Pending]:
     """The accounts of the stack's roles, where its principals live; and why some are not known
     (a role's ARN in a preview)."""
     accounts, pending = set(), None
@@ -94,7 +94,7 @@ def _named_accounts(doc: base.Props) -> Iterator[tuple[str, str, str]]:
 def bucket_policies_own_account(resources: Sequence[stack.StackResource]) -> stack.Findings:
     """A bucket policy may allow only principals of the account its stack deploys to."""
     findings = stack.Findings()
-    accounts, pending = _stack_accounts(resources)
+    accounts, pending = stack_accounts(resources)
     known = ", ".join(sorted(accounts)) or "none: no role of the stack has an ARN"
     for resource in stack.of_type(resources, base.BUCKET_POLICY, *base.BUCKET_TYPES):
         with findings.deciding(resource.name):

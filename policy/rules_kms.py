@@ -30,17 +30,17 @@ FIX = "name the stack's account (its root, for administration) or one role of it
 _ACCOUNT = re.compile(r"(?:^|:)(\d{12})(?::|$)")
 
 
-def _documents(resource_type: str, props: base.Props) -> list[tuple[str, base.Props | None, bool]]:
+def _documents(resource_type: str, props: base.Props) -> list[tuple[str, base.Props | None]]:
+    """(where, document) of the key policy a resource writes; None when it is not JSON."""
     if resource_type not in KEY_TYPES or not props.get("policy"):
         return []
-    value = props.get("policy")
-    return [("policy", base.document(value), True)]
+    return [("policy", base.document(props.get("policy")))]
 
 
 def key_policy_no_public_use(resource_type: str, props: base.Props) -> list[str]:
     """A key policy's Allow names the account or one of its roles or users, nothing wider."""
     found: list[str] = []
-    for where, doc, _ in _documents(resource_type, props):
+    for where, doc in _documents(resource_type, props):
         if doc is None:
             found.append(base.not_a_document(where))
             continue
@@ -68,11 +68,11 @@ def key_policy_no_public_use(resource_type: str, props: base.Props) -> list[str]
 def key_policies_own_account(resources: Sequence[stack.StackResource]) -> stack.Findings:
     """A key policy may name only the account its stack deploys to, and that account's roles."""
     findings = stack.Findings()
-    accounts, pending = buckets._stack_accounts(resources)
+    accounts, pending = buckets.stack_accounts(resources)
     known = ", ".join(sorted(accounts)) or "none: no role of the stack has an ARN"
     for resource in stack.of_type(resources, *KEY_TYPES):
         with findings.deciding(resource.name):
-            for where, doc, _ in _documents(resource.resource_type, resource.props):
+            for where, doc in _documents(resource.resource_type, resource.props):
                 for label, statement in base.statements(doc) if doc is not None else ():
                     if not base.grants(statement):
                         continue

@@ -2,7 +2,7 @@
 
 It is built with IAM enforcement off (as `pulumi up` would, with admin rights), from the same
 policy builders the program uses; the tests then turn enforcement on with
-`checks.aws_rules.aws_iam_rules()` and run the check with a *session of the host role*,
+`rehearsal.moto_rules.aws_iam_rules()` and run the check with a *session of the host role*,
 obtained the way the instance gets one: an AssumeRole whose session name is the instance id.
 Variations break one side of the wiring at a time.
 """
@@ -192,7 +192,7 @@ def build(wiring: Wiring = Wiring()) -> World:
 
 
 def add_auditor(iam: Any, policy: Mapping[str, Any] | None = None) -> None:
-    """A user holding the README's read policy, as the AWS profile `auditor`.
+    """A user holding the read policy (docs/check.md), as the AWS profile `auditor`.
 
     The reach proof reads with it (`--audit-profile auditor`): the host role itself may read
     no IAM. Its keys go to the shared credentials file the `aws` fixture points AWS_* at.

@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 from check_world import ACCOUNT, REGION, USER_BODY, USER_KEY, World, bucket_of, objects
 
-from checks.expectations import RESERVED_PREFIX
+from checks.runner import RESERVED_PREFIX
 from infra import policies
 
 AUDITOR = "auditor"
@@ -155,7 +155,7 @@ def provide_aws_managed_policy(arn: str) -> None:
     The smallest way found: moto ships every AWS-managed policy as one JSON text
     (`moto.iam.aws_managed_policies`); parsing it costs ~50 ms, loading all of them into the
     backend (MOTO_IAM_LOAD_MANAGED_POLICIES) over a second, so only the one needed is added,
-    as `checks/rehearsal/emulator.py` does (without importing the emulator and pulumi).
+    as `rehearsal/emulator.py` does (without importing the emulator and pulumi).
     """
     from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy, iam_backends
@@ -464,9 +464,9 @@ def auditor_session() -> boto3.Session:
 
 def prove(world: World, names: Iterable[str] | None = None) -> Any:
     """The reach proof run directly (no CLI), as the auditor, IAM enforced: a `Reach`."""
-    from checks.aws_rules import aws_iam_rules
     from checks.reach.steps import run_reach
-    from checks.targets import parse_outputs
+    from checks.stack_outputs import parse_outputs
+    from rehearsal.moto_rules import aws_iam_rules
 
     targets = parse_outputs(world.outputs, "test")
     chosen = list(world.outputs["services"] if names is None else names)

@@ -25,11 +25,11 @@ from check_world import (
     statement,
 )
 
-from checks.aws_rules import aws_iam_rules
 from checks.cli import main
-from checks.expectations import RESERVED_PREFIX, Checker, CheckOptions
 from checks.own_bucket import OwnBucket
-from checks.targets import parse_outputs
+from checks.runner import RESERVED_PREFIX, Checker, CheckOptions
+from checks.stack_outputs import parse_outputs
+from rehearsal.moto_rules import aws_iam_rules
 
 SHARED_STEPS = ["reach", *SHARED_PROBE_STEPS]
 READER = ("--audit-profile", AUDITOR)

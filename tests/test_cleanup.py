@@ -14,10 +14,10 @@ import boto3
 import pytest
 
 from checks.cleanup import PendingObjects, Written
-from checks.expectations import Checker, CheckOptions
 from checks.report import Report
+from checks.runner import Checker, CheckOptions
 from checks.signals import Interrupted, interrupts
-from checks.targets import parse_outputs
+from checks.stack_outputs import parse_outputs
 from checks.work import Cancelled
 
 TARGETS = parse_outputs(

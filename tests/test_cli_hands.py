@@ -158,7 +158,15 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clone = tmp_path_factory.mktemp("clone") / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     # What this change has not committed yet must be there too, or the test runs old code.
-    for path in ("checks", "infra", "__main__.py", "dev.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
+    for path in (
+        "checks",
+        "rehearsal",
+        "infra",
+        "__main__.py",
+        "dev.py",
+        "Pulumi.yaml",
+        "Pulumi.dev.yaml",
+    ):
         source = ROOT / path
         target = clone / path
         if source.is_dir():

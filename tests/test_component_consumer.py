@@ -165,7 +165,7 @@ def test_the_distribution_declares_its_version_dependencies_and_types(site: Path
     assert {"pulumi<4,>=3.200", "pulumi-aws<8,>=7.0"} <= required, required
     assert (site / "ec2_assume_role/py.typed").is_file()
     assert (site / "checks/remote_check.sh").is_file()
-    assert not (site / "checks/rehearsal").exists(), "the emulator is dev-only"
+    assert not (site / "rehearsal").exists(), "the emulator is dev-only"
     assert not (site / "infra").exists()
     entry = (info / "entry_points.txt").read_text()
     assert "ec2-assume-role-check = checks.__main__:main" in entry

@@ -115,7 +115,7 @@ def test_the_outputs_the_check_reads_are_outputs_of_the_component() -> None:
     endpoints = _committed()["types"][f"{PACKAGE}:index:ServiceEndpoints"]
     required = set(endpoints["required"])
     assert required == set(next(iter(recorded["services"].values())))
-    # SSE-KMS services add their key; the check reads it when present (checks/targets.py).
+    # SSE-KMS services add their key; the check reads it when present (checks/stack_outputs.py).
     assert set(endpoints["properties"]) - required == {"kmsKeyArn"}
 
 

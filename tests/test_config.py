@@ -319,8 +319,8 @@ REHEARSED = [next(b for b in BAD if b[2].startswith(hint)) for hint in CLASSES]
 def test_the_rehearsal_refuses_the_same_configs_with_the_same_messages(
     overrides: dict[str, Any], key: str, hint: str
 ) -> None:
-    from checks.rehearsal.run import run_rehearsal
-    from checks.targets import UsageError
+    from checks.stack_outputs import UsageError
+    from rehearsal.run import run_rehearsal
 
     config = stack_config()
     config.update({f"ec2-assume-role:{k}": v for k, v in overrides.items() if v is not None})

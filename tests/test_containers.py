@@ -27,8 +27,8 @@ from check_world import REGION, Wiring, World, bucket_of, build
 from conftest import Run
 from imds_server import Imds
 
-from checks.aws_rules import aws_iam_rules
 from infra.aws_config import ROOT_VARIABLE, render_aws_config, render_install_script
+from rehearsal.moto_rules import aws_iam_rules
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.skipif(not (BIN / "aws").exists(), reason="needs the aws CLI")

@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from checks.diagnose import explain_assume_denied
-from checks.targets import ServiceTarget
+from checks.stack_outputs import ServiceTarget
 from infra import policies
 
 HOST = "arn:aws:iam::123456789012:role/dev-host-role-1"

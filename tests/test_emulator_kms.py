@@ -1,4 +1,4 @@
-"""The emulator's KMS rules (`checks.aws_kms_rules`): each fails without the fixture.
+"""The emulator's KMS rules (`rehearsal.moto_kms_rules`): each fails without the fixture.
 
 moto 5.2.5 lets a role with only `s3:PutObject` write to an SSE-KMS bucket (even one naming a
 key that does not exist) and read it back without `kms:Decrypt`, never evaluates a key
@@ -16,9 +16,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from checks.aws_kms_rules import key_allows
-from checks.aws_rules import aws_iam_rules, aws_policy_rules
 from infra import policies
+from rehearsal.moto_kms_rules import key_allows
+from rehearsal.moto_rules import aws_iam_rules, aws_policy_rules
 
 ACCT = "123456789012"
 REGION = "us-east-1"

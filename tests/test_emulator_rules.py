@@ -1,4 +1,4 @@
-"""Two rules the emulator fixture (`checks.aws_rules`) adds to moto 5.2.5, beyond trust.
+"""Two rules the emulator fixture (`rehearsal.moto_rules`) adds to moto 5.2.5, beyond trust.
 
 1. A bucket policy that names a principal is a grant (or a denial) of its own. moto honours a
    bucket policy's Allow only for `Principal: "*"` on unsigned requests, so in the emulator a
@@ -22,9 +22,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from checks.aws_rules import aws_iam_rules, aws_policy_rules, bucket_policy_effect
 from checks.trust import Effect
 from infra import policies
+from rehearsal.moto_rules import aws_iam_rules, aws_policy_rules, bucket_policy_effect
 
 ACCT = "123456789012"
 REGION = "us-east-1"
@@ -371,7 +371,7 @@ def test_authorization_details_name_every_managed_policy(aws: None) -> None:
     """IAM gives each managed policy's PolicyName and PolicyId in the account's authorization
     details; a reader of that document (who may reach what) relies on them. moto leaves both
     out; the fixture completes them, for a customer-managed and an AWS-managed policy."""
-    from checks.rehearsal.emulator import _provide_aws_managed_policy
+    from rehearsal.emulator import _provide_aws_managed_policy
 
     iam = boto3.client("iam", region_name=REGION)
     created = iam.create_policy(

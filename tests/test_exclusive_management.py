@@ -22,9 +22,9 @@ import pytest
 from conftest import RecordingMocks, Run, physical, stack_config
 from pulumi.runtime.sync_await import _sync_await
 
-from checks.rehearsal.emulator import EmulatorMocks
-from checks.rehearsal.run import run_rehearsal
 from infra.mock_program import evaluate
+from rehearsal.emulator import EmulatorMocks
+from rehearsal.run import run_rehearsal
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"

@@ -20,7 +20,7 @@ import requests
 from check_world import AUDITOR, REGION, USER_BODY, USER_KEY, Wiring, World, build, objects
 from fault_server import FaultyApp, answer_500, serve, stall, stall_then_store, store_then
 
-from checks.aws_rules import aws_iam_rules
+from rehearsal.moto_rules import aws_iam_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 

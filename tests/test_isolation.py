@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from check_world import USER_BODY, USER_KEY, Wiring, World, bucket_of, build, objects, statement
 
-from checks.aws_rules import aws_iam_rules
 from checks.cli import main
+from rehearsal.moto_rules import aws_iam_rules
 
 OBJECT_ACTIONS = {"get": "s3:GetObject", "put": "s3:PutObject", "delete": "s3:DeleteObject"}
 LEAKS = [("list", "s3:ListBucket", ""), *((a, x, "/*") for a, x in OBJECT_ACTIONS.items())]
@@ -160,7 +160,7 @@ def test_put_and_delete_probes_change_nothing_even_when_allowed(aws: None) -> No
     """A leaking identity's put and delete probes are answered 412 and leave the owner's test
     object exactly as it was: the proof costs no data."""
     from checks.probes import RESERVED_PREFIX, TestObject, Verdict, probe
-    from checks.targets import parse_outputs
+    from checks.stack_outputs import parse_outputs
 
     grant = statement(
         ["s3:PutObject", "s3:DeleteObject"], f"arn:aws:s3:::{bucket_of('service-b')}/*"
@@ -212,8 +212,8 @@ def test_a_sample_probes_each_role_on_n_buckets_and_says_so(aws: None) -> None:
     """--sample 1 with 4 services: each role probes one other bucket, in rotation, so every
     bucket is still probed by one role (and by the host); each step says it was a sample.
     A leak outside the sample is, honestly, not seen: that is what the flag trades."""
-    from checks.expectations import Checker, CheckOptions
-    from checks.targets import parse_outputs
+    from checks.runner import Checker, CheckOptions
+    from checks.stack_outputs import parse_outputs
 
     services = ("s-a", "s-b", "s-c", "s-d")
     world = build(Wiring(services=services))
@@ -238,9 +238,9 @@ def test_a_full_proof_the_deadline_cuts_short_fails_and_says_how_far_it_got(
     import time
 
     from checks import probes
-    from checks.expectations import Checker, CheckOptions
     from checks.report import proof_line
-    from checks.targets import parse_outputs
+    from checks.runner import Checker, CheckOptions
+    from checks.stack_outputs import parse_outputs
 
     slow = probes._request
     now = [0.0]

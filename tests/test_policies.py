@@ -10,7 +10,7 @@ import pytest
 from conftest import Run, stack_config
 from iam_lint import findings
 
-from checks.probes import RESERVED_PREFIX
+from checks.contract import RESERVED_PREFIX
 from infra import policies, secure_bucket
 
 BUCKET = "arn:aws:s3:::service-a-bucket-0a1b2c3"

@@ -239,7 +239,7 @@ def test_every_bucket_expires_what_a_killed_check_leaves(run_program: RunProgram
     """The safety net for a check killed by SIGKILL: anything under the reserved prefix expires
     after a day, in every bucket; versioned buckets also lose the delete markers. The rules
     name only the check's prefix, so user data keeps all its objects and versions."""
-    from checks.expectations import RESERVED_PREFIX
+    from checks.runner import RESERVED_PREFIX
 
     config = stack_config()
     config["ec2-assume-role:services"] = [{"name": "keep", "versioning": True}, {"name": "tmp"}]

@@ -1,6 +1,6 @@
 """The reach proof's command line: which options go together, what each run reports, and when.
 
-Runs `checks.cli.main` against moto with IAM enforced (`checks.aws_rules.aws_iam_rules`), as
+Runs `checks.cli.main` against moto with IAM enforced (`rehearsal.moto_rules.aws_iam_rules`), as
 the host role of a `check_world` world, reading the documents with the world's `auditor`
 profile (`--audit-profile auditor`), as tests/test_check.py does. Refusals need no world: they
 come before the outputs are read.
@@ -20,10 +20,10 @@ from check_world import ACCOUNT, AUDITOR, REGION, Wiring, World, bucket_of, buil
 
 import checks.reach.read
 import checks.reach.steps
-from checks.aws_rules import aws_iam_rules
 from checks.cli import main
 from checks.reach.read import ReadFailed
 from checks.report import Report, ServiceResult, Step
+from rehearsal.moto_rules import aws_iam_rules
 
 READER = ("--audit-profile", AUDITOR)
 AUDITOR_ARN = f"arn:aws:iam::{ACCOUNT}:user/{AUDITOR}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from checks.probes import RESERVED_PREFIX
+from checks.contract import RESERVED_PREFIX
 from checks.reach import catalogue
 from checks.reach.documents import Account, Identity, Statement, account_from_details, statements
 from checks.reach.evaluate import (

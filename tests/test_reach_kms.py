@@ -17,8 +17,8 @@ import pytest
 from check_world import REGION, Wiring, build, statement
 from reach_worlds import add_auditor, prove, role_arn, role_name
 
-from checks.aws_rules import aws_iam_rules
 from checks.cli import main
+from rehearsal.moto_rules import aws_iam_rules
 
 KMS = ("service-a", "service-b")
 

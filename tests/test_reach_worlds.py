@@ -27,8 +27,8 @@ from reach_worlds import (
     unrelated_roles,
 )
 
-from checks.aws_rules import aws_iam_rules
 from checks.cli import main
+from rehearsal.moto_rules import aws_iam_rules
 
 READER = ("--audit-profile", AUDITOR)
 TOPOLOGIES = ("shared", "dedicated")

@@ -17,10 +17,10 @@ from check_world import DEDICATED_STEPS
 from conftest import RecordingMocks, stack_config
 
 from checks.cli import main
-from checks.rehearsal.emulator import EmulatorMocks, UnknownResourceType
-from checks.rehearsal.run import PROJECT_DIR, Rehearsal, load_stack_config, run_rehearsal
 from infra import policies
 from infra.mock_program import evaluate
+from rehearsal.emulator import EmulatorMocks, UnknownResourceType
+from rehearsal.run import PROJECT_DIR, Rehearsal, load_stack_config, run_rehearsal
 
 TWO = {
     "aws:region": "eu-west-1",
@@ -368,8 +368,8 @@ def test_the_matrix_never_shows_denied_where_nothing_was_proven() -> None:
     (null, `?`), not denied (false, `-`)."""
     from dataclasses import replace
 
-    from checks.expectations import CheckOptions
-    from checks.rehearsal.matrix import cells
+    from checks.runner import CheckOptions
+    from rehearsal.matrix import cells
 
     config = {**TWO, "ec2-assume-role:services": [{"name": n} for n in ("a", "b", "c")]}
     rehearsal = run_rehearsal(config, options=replace(CheckOptions(), sample=1))
@@ -387,7 +387,7 @@ def test_the_dedicated_rehearsal_shares_one_deadline_among_its_roles(
     """Each role's check gets what the ones before it left, not a deadline of its own."""
     import time
 
-    from checks.expectations import Checker, CheckOptions
+    from checks.runner import Checker, CheckOptions
 
     given: list[float] = []
     real_run = Checker.run

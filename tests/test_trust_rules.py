@@ -10,9 +10,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from checks.aws_rules import aws_iam_rules, aws_policy_rules
 from checks.trust import principal_matches, role_of, stale_principals, trust_allows
 from infra import policies
+from rehearsal.moto_rules import aws_iam_rules, aws_policy_rules
 
 ACCT = "123456789012"
 HOST = f"arn:aws:iam::{ACCT}:role/dev-host-role"
@@ -162,8 +162,8 @@ def test_fixture_restores_moto_afterwards(aws: None) -> None:
 def test_bucket_policy_rules_let_tls_requests_through_the_tls_only_policy() -> None:
     """moto would deny every object request under the TLS-only policy; AWS does not, since
     SDK requests use TLS. The fixture evaluates the condition with that request context."""
-    from checks.aws_rules import bucket_policy_effect
     from checks.trust import Effect
+    from rehearsal.moto_rules import bucket_policy_effect
 
     bucket = "arn:aws:s3:::b"
     tls_only = policies.tls_only_bucket_policy(bucket)

@@ -20,14 +20,14 @@ from botocore.exceptions import ClientError
 from check_world import REGION, USER_KEY, Wiring, World, build
 
 from checks import probes
-from checks.aws_rules import aws_iam_rules
 from checks.cleanup import PendingObjects, Written
-from checks.expectations import Checker, CheckOptions
+from checks.contract import RESERVED_PREFIX
 from checks.own_bucket import TOKEN_KEY, OwnBucket, Timer
-from checks.probes import RESERVED_PREFIX
 from checks.report import Report, Step
-from checks.targets import parse_outputs
+from checks.runner import Checker, CheckOptions
+from checks.stack_outputs import parse_outputs
 from infra import policies
+from rehearsal.moto_rules import aws_iam_rules
 
 Versions = list[tuple[str, str, str, bool]]
 """(kind, key, version id, is latest) of every version and delete marker in a bucket."""

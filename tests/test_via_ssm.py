@@ -30,14 +30,14 @@ from check_world import (
     objects,
 )
 
-from checks.aws_rules import aws_iam_rules
 from checks.host_report import HostError, parse_host_output
 from checks.probes import RESERVED_PREFIX
-from checks.targets import parse_outputs
+from checks.stack_outputs import parse_outputs
 from checks.via_ssm import SsmCommand, render_script, run_via_ssm
 from checks.via_ssm import _assemble as assemble
 from infra import policies
 from infra.aws_config import render_aws_config
+from rehearsal.moto_rules import aws_iam_rules
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.skipif(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checks.probes import RESERVED_PREFIX
+from checks.contract import RESERVED_PREFIX
 from checks.reach.proof import Expected, Proof, prove
 from checks.reach.read import (
     KEY_READ_ACTIONS,
@@ -25,7 +25,7 @@ from checks.reach.read import (
     read_keys,
 )
 from checks.report import Report, ServiceResult, Step
-from checks.targets import Targets
+from checks.stack_outputs import Targets
 from checks.work import Deadline, WorkPool, client_config, wait_until
 
 STEP = "reach"

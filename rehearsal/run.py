@@ -3,7 +3,7 @@
 1. evaluate: run `__main__.py` under `EmulatorMocks`, which creates every resource in moto;
 2. sessions: take a session of the host role the way EC2 does (an AssumeRole named after the
    instance), or of each service role in the dedicated topology;
-3. check: with IAM enforced (and `checks.aws_rules` applying AWS's trust rules), run exactly
+3. check: with IAM enforced (and `rehearsal.moto_rules` applying AWS's trust rules), run exactly
    the expectations of `python -m checks`, then probe the access matrix.
 No AWS account and no network: moto runs in-process.
 """
@@ -24,20 +24,20 @@ import boto3
 from botocore.exceptions import ClientError
 
 from checks import signals
-from checks.aws_rules import aws_iam_rules, aws_policy_rules
-from checks.expectations import Checker, CheckOptions
 from checks.probes import TestObject
 from checks.reach.read import read_policy
 from checks.reach.steps import PendingReach, with_reach
-from checks.rehearsal import matrix
-from checks.rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
-from checks.rehearsal.host import apply_associations
 from checks.report import Report, Step
-from checks.targets import CheckError, Targets, UsageError, parse_outputs
+from checks.runner import Checker, CheckOptions
+from checks.stack_outputs import CheckError, Targets, UsageError, parse_outputs
 from checks.work import Deadline
 from infra.errors import ConfigError
 from infra.mock_program import PROGRAM, evaluate
 from infra.partition import Partition, partition_of_region
+from rehearsal import matrix
+from rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
+from rehearsal.host import apply_associations
+from rehearsal.moto_rules import aws_iam_rules, aws_policy_rules
 
 PROJECT_DIR = PROGRAM.parent
 DEFAULT_REGION = "us-east-1"
@@ -156,7 +156,7 @@ def _as_role(base: boto3.Session, sts: Any, role_arn: str, session_name: str) ->
 
 
 def _inspector(region: str, partition: str) -> boto3.Session:
-    """A user holding the README's read policy for the reach proof, plus iam:GetRole, so the
+    """A user holding the read policy (docs/check.md) for the reach proof, plus iam:GetRole, so the
     report can say which side of a trust is missing. Its policy is enforced: the rehearsal
     proves the documented read policy is enough."""
     iam = boto3.client("iam", region_name=region)

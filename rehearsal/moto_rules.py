@@ -58,10 +58,10 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any
 
-from checks.aws_kms_rules import kms_rules
-from checks.moto_speed import cached_moto
-from checks.resource_policies import REQUEST_CONTEXT, bucket_policy_effect
 from checks.trust import Effect, trust_allows
+from rehearsal.moto_kms_rules import kms_rules
+from rehearsal.moto_speed import cached_moto
+from rehearsal.resource_policies import REQUEST_CONTEXT, bucket_policy_effect
 
 __all__ = ["aws_iam_rules", "aws_policy_rules", "bucket_policy_effect"]
 

@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from checks.expectations import CheckOptions
 from checks.progress import Progress
 from checks.report import write_json, write_matrix, write_table
+from checks.runner import CheckOptions
 from checks.signals import deferred
-from checks.targets import UsageError
+from checks.stack_outputs import UsageError
 
 
 def rehearse(args: argparse.Namespace, started: float) -> int:
@@ -26,9 +26,9 @@ def rehearse(args: argparse.Namespace, started: float) -> int:
         raise UsageError(
             "--rehearse reads the emulator with its own auditor: drop --audit-profile, --reach-only"
         )
-    from checks.cli import probe_sample, refuse_conflicts
-    from checks.rehearsal import matrix
-    from checks.rehearsal.run import config_path, load_stack_config, run_rehearsal
+    from checks.options import probe_sample, refuse_conflicts
+    from rehearsal import matrix
+    from rehearsal.run import config_path, load_stack_config, run_rehearsal
 
     refuse_conflicts(args)
     stack, path = config_path(args.stack, args.config_file)

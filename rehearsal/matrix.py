@@ -17,12 +17,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from checks.expectations import RESERVED_PREFIX, Checker
 from checks.explain import DENIED, error_code
 from checks.isolation import DIRECT
 from checks.probes import NO_SUCH_ETAG, PROOF_OF_ACCESS, Verdict
 from checks.report import Report
-from checks.targets import Targets
+from checks.runner import RESERVED_PREFIX, Checker
+from checks.stack_outputs import Targets
 
 PROBE_KEY = f"{RESERVED_PREFIX}matrix-probe"
 OPERATIONS = ("list", "read", "write", "delete")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from checks.cli import main
-from checks.targets import UsageError, load_stack_outputs, parse_outputs
+from checks.stack_outputs import UsageError, load_stack_outputs, parse_outputs
 
 OUTPUTS = {
     "topology": "dedicated",
@@ -90,7 +90,7 @@ def test_the_live_check_needs_only_boto3_and_rich() -> None:
     import sys
 
     probe = (
-        "import sys, checks.cli, checks.expectations, checks.via_ssm; "
+        "import sys, checks.cli, checks.runner, checks.via_ssm; "
         "print(sorted(m for m in ('pulumi', 'pulumi_aws', 'moto', 'yaml', 'infra') "
         "if m in sys.modules))"
     )
@@ -138,7 +138,7 @@ def test_an_outputs_file_json_cannot_read_is_one_line(
 
 def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
     """Windows editors write UTF-8 with a byte-order mark; it is still UTF-8 JSON."""
-    from checks.targets import load_outputs_file
+    from checks.stack_outputs import load_outputs_file
 
     path = tmp_path / "outputs.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(OUTPUTS).encode())
@@ -189,7 +189,7 @@ def test_an_outputs_file_over_the_cap_is_refused_unread(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A huge file is refused by its size, before a byte is read."""
-    from checks import targets
+    from checks import stack_outputs as targets
 
     path = tmp_path / "outputs.json"
     with path.open("wb") as out:
@@ -207,7 +207,7 @@ def test_a_file_that_grows_while_read_is_read_no_further_than_the_cap(
 ) -> None:
     """A log-like file growing as it is read (its size was small when looked at): the reader
     stops one byte past the cap and refuses it, instead of reading on for ever."""
-    from checks import targets
+    from checks import stack_outputs as targets
 
     monkeypatch.setattr(targets, "MAX_OUTPUTS_BYTES", 1024)
     path = tmp_path / "outputs.json"
@@ -235,7 +235,7 @@ def test_a_signal_while_the_outputs_are_read_is_the_documented_line(
     import signal
     import threading
 
-    from checks import targets
+    from checks import stack_outputs as targets
 
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(OUTPUTS))
@@ -273,7 +273,7 @@ def test_real_regions_are_accepted(region: str) -> None:
 def test_the_region_rule_is_the_programs() -> None:
     """The live check must not import infra (a host has only the checks package, see above),
     so it holds its own copy of the region pattern; this keeps the two the same."""
-    from checks.targets import REGION
+    from checks.stack_outputs import REGION
     from infra.partition import REGION as PROGRAM_REGION
 
     assert REGION.pattern == PROGRAM_REGION.pattern

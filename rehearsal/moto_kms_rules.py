@@ -29,13 +29,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from checks.resource_policies import (
+from checks.trust import as_list, load_document, principal_matches
+from rehearsal.resource_policies import (
     REQUEST_CONTEXT,
     applies,
     condition_holds,
     naming,
 )
-from checks.trust import as_list, load_document, principal_matches
 
 
 def _statements(document: str | Mapping[str, Any] | None) -> list[Mapping[str, Any]]:

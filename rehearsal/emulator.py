@@ -35,7 +35,7 @@ class UnknownResourceType(Exception):
     def __init__(self, typ: str) -> None:
         super().__init__(
             f"the rehearsal cannot emulate resource type {typ}: add a handler for it to "
-            "checks/rehearsal/emulator.py"
+            "rehearsal/emulator.py"
         )
 
 

@@ -1,7 +1,7 @@
 """Resource policies (bucket and key policies) evaluated for one request, as AWS does.
 
-Shared by the emulator's S3 rules (checks/aws_rules.py) and its KMS rules
-(checks/aws_kms_rules.py); only the condition operators the program's documents use are
+Shared by the emulator's S3 rules (rehearsal/moto_rules.py) and its KMS rules
+(rehearsal/moto_kms_rules.py); only the condition operators the program's documents use are
 supported, and any other is refused loudly rather than guessed.
 """
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from checks.targets import CheckError
+from checks.stack_outputs import CheckError
 
 ROOT_VARIABLE = "EC2_ASSUME_ROLE_ROOT"  # infra.aws_config.ROOT_VARIABLE; checks imports no infra
 CONFIG_PATH = "etc/aws/config"

@@ -15,10 +15,8 @@ fails. Nothing here prints or logs a credential: assumed keys live only in the c
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,15 +25,17 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from checks.cleanup import PendingObjects
+from checks.contract import RESERVED_PREFIX
 from checks.diagnose import explain_assume_denied
 from checks.explain import DENIED, describe, error_code
 from checks.isolation import ProofTask, assemble_probes, plan_probes
+from checks.options import CheckOptions
 from checks.own_bucket import OwnBucket, Prepared, Timer
-from checks.probes import RESERVED_PREFIX, TestObject
+from checks.probes import TestObject
 from checks.progress import Progress
 from checks.report import Report, ServiceResult, Step
 from checks.signals import deferred
-from checks.targets import CheckError, ServiceTarget, Targets, UsageError
+from checks.stack_outputs import CheckError, ServiceTarget, Targets, UsageError
 from checks.trust import role_of
 from checks.work import Deadline, WorkPool, client_config, reraise, result_or, wait_until
 
@@ -48,30 +48,6 @@ SESSION_SECONDS = 900
 CREDENTIAL_ERRORS = frozenset(
     {"InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
 )
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    wait_seconds: float = 60.0
-    """How long AccessDenied is retried on steps that must succeed (IAM propagation)."""
-    deadline_seconds: float = 300.0
-    """The whole run; what has not finished by then fails, and the run ends."""
-    workers: int = 64
-    """Requests in flight at once."""
-    sample: int | None = None
-    """Probe each service role on this many other buckets (chosen in rotation) instead of
-    all; the report says so. None: every pair, which the deadline may not allow."""
-    progress: Any = None
-    """A checks.progress.Progress, told as services and probes finish."""
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    inspector: Any = None
-    """An IAM client to diagnose AssumeRole denials with, instead of the caller's own."""
-    peer_objects: Mapping[str, TestObject] | None = None
-    """Dedicated: an object in each other service's bucket to aim the get probe at (the
-    rehearsal plants them); without one that get is not proven."""
-    without_peer_get: bool = False
-    """Dedicated: accept that get on the other buckets is not proven (--without-peer-get)."""
 
 
 class Checker:
