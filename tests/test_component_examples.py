@@ -185,9 +185,10 @@ def test_the_examples_pin_a_released_version() -> None:
 
 
 def _readme_block(language: str) -> list[str]:
-    """The lines of the README's `language` block in "Use it from your own program"."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Use it from your own program", 1)[1].split("\n## ", 1)[0]
+    """The lines of docs/component.md's `language` block in "Other languages" (the README
+    links there)."""
+    text = (ROOT / "docs/component.md").read_text()
+    section = text.split("## Other languages", 1)[1].split("\n## ", 1)[0]
     return section.split(f"```{language}\n", 1)[1].split("```", 1)[0].splitlines()
 
 
@@ -196,9 +197,9 @@ def _readme_block(language: str) -> list[str]:
     [("yaml", "examples/yaml/Pulumi.yaml"), ("typescript", "examples/typescript/index.ts")],
 )
 def test_the_readme_examples_are_excerpts_of_the_tested_ones(language: str, example: str) -> None:
-    """The README's YAML and TypeScript snippets are taken from the example programs that the
-    tests above check against the schema: every line of a snippet stands in its example, in
-    the same order, so the README cannot drift from what is tested."""
+    """The YAML and TypeScript snippets of docs/component.md are taken from the example
+    programs that the tests above check against the schema: every line of a snippet stands in
+    its example, in the same order, so the docs cannot drift from what is tested."""
     lines = (ROOT / example).read_text().splitlines()
     position = 0
     for line in _readme_block(language):
