@@ -227,7 +227,11 @@ def _kms_resource(response: Any) -> str:
     if not key_id:
         return "*"
     key = _key_of(response.current_account, response.region, key_id)
-    return str(key.arn) if key is not None else "*"
+    if key is not None:
+        return str(key.arn)
+    # No such key: authorized against the ARN asked for, as AWS does, which then answers
+    # NotFoundException (not AccessDenied) to a caller allowed that ARN.
+    return str(key_id) if str(key_id).startswith("arn:") else "*"
 
 
 def _kms_check(original: Any) -> Any:

@@ -178,6 +178,62 @@ def test_each_key_defect_fails_the_services_it_reaches_naming_the_document(
     )
 
 
+def _stranger_role() -> str:
+    trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+    document = {"Version": "2012-10-17", "Statement": [{**trust, "Action": "sts:AssumeRole"}]}
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="stranger", AssumeRolePolicyDocument=json.dumps(document))
+    return str(role["Role"]["Arn"])
+
+
+def _defect_stranger_in_key_policy(world: Any) -> tuple[set[str], str]:
+    """A role the stack cannot reach, named in a key policy: not judged by its path (there is
+    none), so the key policy itself is the finding."""
+    stranger = _stranger_role()
+    kms = boto3.client("kms", region_name=REGION)
+    key = key_of(world, "service-b")
+    policy = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    policy["Statement"].append(
+        {"Sid": "Defect", "Effect": "Allow", "Principal": {"AWS": stranger}, "Action": "kms:*"}
+        | {"Resource": "*"}
+    )
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(policy))
+    return {"service-b"}, f"key policy of {key} statement Defect"
+
+
+def _defect_grant_to_a_stranger(world: Any) -> tuple[set[str], str]:
+    key = key_of(world, "service-a")
+    grant = boto3.client("kms", region_name=REGION).create_grant(
+        KeyId=key, GranteePrincipal=_stranger_role(), Operations=["Decrypt"]
+    )
+    return {"service-a"}, f"grant {grant['GrantId']} of key {key}"
+
+
+@pytest.mark.parametrize("defect", [_defect_stranger_in_key_policy, _defect_grant_to_a_stranger])
+def test_a_key_naming_anyone_outside_the_stack_fails_its_service(aws: None, defect: Any) -> None:
+    world = build(Wiring(kms=KMS))
+    failing, document = defect(world)
+    reach = prove(world)
+    failed = {name for name, step in reach.steps.items() if not step.ok}
+    assert failed == failing, {n: s.detail for n, s in reach.steps.items()}
+    (name,) = failing
+    assert document in reach.steps[name].detail, reach.steps[name].detail
+    assert "arn:aws:iam::123456789012:role/stranger → key" in reach.steps[name].detail
+
+
+def test_a_key_that_is_gone_fails_its_service(aws: None) -> None:
+    world = build(Wiring(kms=KMS))
+    key = key_of(world, "service-a")
+    from moto.kms.models import kms_backends
+
+    # Gone, as a key deleted after its window is: KMS answers NotFoundException.
+    del kms_backends["123456789012"][REGION].keys[key.rsplit("/", 1)[1]]
+    reach = prove(world)
+    assert not reach.steps["service-a"].ok
+    assert "the key is not in the account" in reach.steps["service-a"].detail
+    assert reach.steps["service-b"].ok and reach.steps["service-c"].ok
+
+
 def test_the_same_world_without_the_defect_is_clean(aws: None) -> None:
     """The control: the four defects above each added one thing to this world."""
     reach = prove(build(Wiring(kms=KMS)))
