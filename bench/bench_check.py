@@ -56,7 +56,7 @@ def serve() -> tuple[str, SlowApp]:
 
 def measure(url: str, app: SlowApp, count: int) -> tuple[float, int]:
     import requests
-    from check_world import Wiring, build
+    from support.check_world import Wiring, build
 
     from checks.runner import Checker, CheckOptions
     from checks.stack_outputs import parse_outputs

@@ -203,7 +203,7 @@ def measure(count: int, profile: bool) -> dict[str, Any]:
 
 def _measure(count: int, profile: bool) -> dict[str, Any]:
     import boto3
-    from check_world import AUDITOR, add_auditor
+    from support.check_world import AUDITOR, add_auditor
 
     from checks.reach.proof import prove
     from checks.reach.read import (

@@ -1,7 +1,8 @@
 """Benchmark: how many instances each kind of change replaces, from the program under mocks.
 
 For each change, the program is evaluated before and after (3 services, shared topology), and
-the dev host's replace-forcing inputs and its logical name are compared (tests/replacements.py:
+the dev host's replace-forcing inputs and its logical name are compared
+(tests/support/replacements.py:
 the inputs for which pulumi-aws replaces an aws.ec2.Instance, and a new URN). Target: zero
 replacements for service changes and for an instance type of the same architecture; exactly
 one, deliberately, for a change of architecture (the host must move to an image for it) and
@@ -34,7 +35,7 @@ CHANGES: list[tuple[str, list[str], dict[str, Any], dict[str, Any], int]] = [
 
 def main() -> int:
     from conftest import RecordingMocks, Run, stack_config
-    from replacements import replacement_causes
+    from support.replacements import replacement_causes
 
     from infra.mock_program import evaluate
 

@@ -24,7 +24,8 @@ ROLE_ARN = re.compile(
 TOPOLOGIES = ("shared", "dedicated")
 # The program's own region rule (infra.partition.REGION), copied rather than imported: that
 # module is pure, but the live check runs on hosts that have only the checks package and never
-# imports infra (tests/test_stack_outputs.py asserts both that and that the two patterns are equal).
+# imports infra (tests/checks/test_stack_outputs.py asserts both that and that the two
+# patterns are equal).
 # The area must be one AWS uses, so `mars-north-9` is refused here, not as an endpoint that
 # does not resolve, request after request.
 REGION = re.compile(

@@ -71,7 +71,7 @@ class Ec2AssumeRole(pulumi.ComponentResource):
         context = resolve_context(self)
         # Until 0.1.0 the program registered these children at the stack's root. The alias is
         # each one's old URN, and their own children inherit it: an existing stack's `pulumi
-        # up` matches every resource and replaces none (tests/test_component_graph.py).
+        # up` matches every resource and replaces none (tests/infra/test_component_graph.py).
         child = pulumi.ResourceOptions(
             parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
         )

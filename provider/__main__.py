@@ -9,7 +9,7 @@ specific to a language.
 
     python provider --schema    print the schema the SDK's analyser infers, offline: the
                                 committed schema.json is exactly this output
-                                (tests/test_component_schema.py)
+                                (tests/provider/test_component_schema.py)
 """
 
 import json

@@ -94,7 +94,7 @@ def test_the_read_policy_shown_is_the_one_the_proof_needs(name: str) -> None:
 def test_the_readme_shows_the_component_in_each_language() -> None:
     """The README's `## Use it from your own program` holds the Python example and points on
     to docs/component.md, whose `## Other languages` holds YAML and TypeScript
-    (tests/test_component_* run or check each)."""
+    (tests/infra/test_component_* and tests/provider/ run or check each)."""
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Use it from your own program\n", 1)
     assert len(section) == 2, "the README lost its `## Use it from your own program` section"

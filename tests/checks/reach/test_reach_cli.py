@@ -2,8 +2,8 @@
 
 Runs `checks.cli.main` against moto with IAM enforced (`rehearsal.moto_rules.aws_iam_rules`), as
 the host role of a `check_world` world, reading the documents with the world's `auditor`
-profile (`--audit-profile auditor`), as tests/test_check.py does. Refusals need no world: they
-come before the outputs are read.
+profile (`--audit-profile auditor`), as tests/checks/test_check.py does. Refusals need no
+world: they come before the outputs are read.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from check_world import ACCOUNT, AUDITOR, REGION, Wiring, World, bucket_of, build
+from support.check_world import ACCOUNT, AUDITOR, REGION, Wiring, World, bucket_of, build
 
 import checks.reach.read
 import checks.reach.steps

@@ -14,7 +14,7 @@ from infra.config import MAX_SERVICES, StackConfig, Topology, parse_config
 from infra.errors import ConfigError
 from infra.mock_program import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEVENTY = "a" * 70
 ROLE = "arn:aws:iam::123456789012:role"
 

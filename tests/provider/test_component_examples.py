@@ -28,7 +28,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 import infra
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SPEC: dict[str, Any] = json.loads((ROOT / "schema.json").read_text())
 PACKAGE = SPEC["name"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from check_world import (
+from support.check_world import (
     ACCOUNT,
     INSTANCE_ID,
     REGION,

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from check_world import REGION, Wiring, World, bucket_of, build
 from conftest import Run
-from imds_server import Imds
+from support.check_world import REGION, Wiring, World, bucket_of, build
+from support.imds_server import Imds
 
 from infra.aws_config import ROOT_VARIABLE, render_aws_config, render_install_script
 from rehearsal.moto_rules import aws_iam_rules

@@ -161,7 +161,7 @@ def test_a_fifo_is_refused_before_it_is_opened(tmp_path: Path) -> None:
         text=True,
         timeout=60,
         check=False,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()

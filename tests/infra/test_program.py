@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT, AMI, SHARED_OUTPUTS, Run, physical, stack_config
-from iam_lint import findings
+from support.iam_lint import findings
 
 from checks.trust import as_list
 

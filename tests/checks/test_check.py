@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from check_world import (
+from support.check_world import (
     ACCOUNT,
     AUDITOR,
     DEDICATED_STEPS,

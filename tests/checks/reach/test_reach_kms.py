@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from check_world import REGION, Wiring, build, statement
-from reach_worlds import add_auditor, prove, role_arn, role_name
+from support.check_world import REGION, Wiring, build, statement
+from support.reach_worlds import add_auditor, prove, role_arn, role_name
 
 from checks.cli import main
 from rehearsal.moto_rules import aws_iam_rules

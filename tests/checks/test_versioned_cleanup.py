@@ -2,7 +2,7 @@
 id, and nothing else. Without that, each passing run leaves its test object behind as a
 noncurrent version plus a delete marker, which only the lifecycle rule removes, days later.
 
-The worlds are moto with IAM enforced (tests/check_world.py); the version listings are read
+The worlds are moto with IAM enforced (tests/support/check_world.py); the version listings are read
 with enforcement off, as an administrator would.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from check_world import REGION, USER_KEY, Wiring, World, build
+from support.check_world import REGION, USER_KEY, Wiring, World, build
 
 from checks import probes
 from checks.cleanup import PendingObjects, Written

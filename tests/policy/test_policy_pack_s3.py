@@ -10,8 +10,8 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 from conftest import ACCOUNT, physical
-from policy_harness import judge, run
-from policy_programs import (
+from support.policy_harness import judge, run
+from support.policy_programs import (
     OTHER_ACCOUNT,
     Breakage,
     allow,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import Run, stack_config
-from iam_lint import findings
+from support.iam_lint import findings
 
 from checks.contract import RESERVED_PREFIX
 from infra import policies, secure_bucket

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import RecordingMocks, Run, stack_config
-from replacements import (
+from support.replacements import (
     NESTED_REPLACE_FORCING,
     REPLACE_FORCING,
     WHOLE_BLOCKS,
@@ -241,7 +241,7 @@ def test_the_benchmark_expects_one_replacement_across_architectures_and_none_wit
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "bench" / "bench_replacements.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_replacements.py"
     spec = importlib.util.spec_from_file_location("bench_replacements", path)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)

@@ -11,8 +11,8 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 from conftest import ACCOUNT, REGION
-from policy_harness import judge, run
-from policy_programs import OTHER_ACCOUNT, Breakage, allow, assert_caught, doc, role
+from support.policy_harness import judge, run
+from support.policy_programs import OTHER_ACCOUNT, Breakage, allow, assert_caught, doc, role
 
 from infra import policies
 

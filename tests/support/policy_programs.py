@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import policy_harness
 import pulumi
 import pulumi_aws as aws
 from conftest import ACCOUNT
+
+from support import policy_harness
 
 VERSION = "2012-10-17"
 AMI = "ami-0abcdef1234567890"

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from check_world import ACCOUNT, REGION, USER_BODY, USER_KEY, World, bucket_of, objects
 
 from checks.runner import RESERVED_PREFIX
 from infra import policies
+from support.check_world import ACCOUNT, REGION, USER_BODY, USER_KEY, World, bucket_of, objects
 
 AUDITOR = "auditor"
 DEFECT_POLICY = "defect"

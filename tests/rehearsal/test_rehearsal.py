@@ -13,8 +13,8 @@ from typing import Any
 
 import pulumi
 import pytest
-from check_world import DEDICATED_STEPS
 from conftest import RecordingMocks, stack_config
+from support.check_world import DEDICATED_STEPS
 
 from checks.cli import main
 from infra import policies

@@ -1,6 +1,7 @@
 """Faults between botocore and S3, and signals: the check still tells the truth, leaves nothing
 behind, and ends in bounded time. `python -m checks` runs as a real process against a real
-moto server (IAM enforced) with a middleware that misbehaves on cue (tests/fault_server.py)."""
+moto server (IAM enforced) with a middleware that misbehaves on cue
+(tests/support/fault_server.py)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from typing import Any
 
 import pytest
 import requests
-from check_world import AUDITOR, REGION, USER_BODY, USER_KEY, Wiring, World, build, objects
-from fault_server import FaultyApp, answer_500, serve, stall, stall_then_store, store_then
+from support.check_world import AUDITOR, REGION, USER_BODY, USER_KEY, Wiring, World, build, objects
+from support.fault_server import FaultyApp, answer_500, serve, stall, stall_then_store, store_then
 
 from rehearsal.moto_rules import aws_iam_rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from check_world import USER_BODY, USER_KEY, Wiring, World, bucket_of, build, objects, statement
+from support.check_world import (
+    USER_BODY,
+    USER_KEY,
+    Wiring,
+    World,
+    bucket_of,
+    build,
+    objects,
+    statement,
+)
 
 from checks.cli import main
 from rehearsal.moto_rules import aws_iam_rules

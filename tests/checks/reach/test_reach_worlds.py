@@ -16,8 +16,8 @@ from typing import Any
 
 import boto3
 import pytest
-from check_world import ACCOUNT, Wiring, World, build
-from reach_worlds import (
+from support.check_world import ACCOUNT, Wiring, World, build
+from support.reach_worlds import (
     AUDITOR,
     Defect,
     add_auditor,

@@ -21,7 +21,7 @@ import pytest
 
 from checks.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 HANDSHAKE_SECONDS = 60.0

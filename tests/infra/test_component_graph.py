@@ -16,7 +16,7 @@ what it leaves unset from the resource; a child inherits one alias per alias of 
 Only a real `pulumi preview` on a real stack shows the engine agreeing; see docs/component.md.
 
 Regenerate a fixture only for a deliberate change, and say so in CHANGELOG.md:
-`.venv/bin/python tests/test_component_graph.py --record`.
+`.venv/bin/python tests/infra/test_component_graph.py --record`.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 # Runnable as a script (to record): pytest puts tests/ and the repo on the path itself.
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]
 from conftest import REGION, RecordingMocks  # noqa: E402
 
 from infra.mock_program import evaluate  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 PROJECT, STACK = "ec2-assume-role", "dev"
 ROOT_STACK = "pulumi:pulumi:Stack"
 TOP = "ec2-assume-role:index:Ec2AssumeRole"

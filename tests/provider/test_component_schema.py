@@ -25,7 +25,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 import infra
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schema.json"
 ENTRY = ROOT / "provider"
 PACKAGE = "ec2-assume-role"

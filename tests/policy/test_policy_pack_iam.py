@@ -10,8 +10,9 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 from conftest import ACCOUNT, physical
-from policy_harness import judge, run
-from policy_programs import (
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+from support.policy_harness import judge, run
+from support.policy_programs import (
     EC2_TRUST,
     GITHUB_TRUST,
     OTHER_ACCOUNT,
@@ -24,7 +25,6 @@ from policy_programs import (
     role,
     secure_bucket,
 )
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policy import rules_escalation, rules_identity, shared
 

@@ -26,8 +26,6 @@ import test_policy_pack_kms
 import test_policy_pack_s3
 from conftest import ACCOUNT, stack_config
 from google.protobuf import empty_pb2, struct_pb2
-from policy_harness import judge, policy_options, policy_resources, run
-from policy_programs import EC2_TRUST, allow, closed_group, doc, instance, secure_bucket
 from pulumi.runtime import proto
 from pulumi_policy import (
     EnforcementLevel,
@@ -38,6 +36,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from support.policy_harness import judge, policy_options, policy_resources, run
+from support.policy_programs import EC2_TRUST, allow, closed_group, doc, instance, secure_bucket
 
 from checks.reach import guarantees
 from policy import (
@@ -59,7 +59,7 @@ OPERATORS = [
     f"arn:aws:iam::{ACCOUNT}:role/operator",
     f"arn:aws:sts::{ACCOUNT}:assumed-role/operator/alice",
 ]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICY_DIR = ROOT / "policy"
 ALL_RULES = (*rules.RESOURCE_RULES, *rules.STACK_RULES)
 STACKS = {
