@@ -123,16 +123,26 @@ def validate_args(name: str, args: Ec2AssumeRoleArgs) -> StackConfig:
 
 
 def _keys_exist(config: StackConfig, subject: Subject) -> None:
-    """Each brought key exists, is enabled and encrypts symmetrically, before anything is
-    registered (one invoke per key; in `pulumi preview` too)."""
+    """Each brought key is of the stack's account, exists, is enabled and encrypts
+    symmetrically, before anything is registered (one invoke per key and one for the account;
+    in `pulumi preview` too)."""
     import pulumi_aws as aws
 
     problems = []
+    account = None
     for index, service in enumerate(config.services):
         arn = service.kms_key_arn
         if arn is None:
             continue
         key = f"{subject.prefix}services[{index}].kmsKeyArn = {arn!r}"
+        account = account or aws.get_caller_identity().account_id
+        if arn.split(":")[4] != account:
+            # KMS would serve it, but the reach proof could not read its policy or grants.
+            problems.append(
+                f"{key}: the key is in account {arn.split(':')[4]}, the stack deploys to "
+                f"{account}; bring a key of the stack's own account"
+            )
+            continue
         try:
             found = aws.kms.get_key(key_id=arn)
         except Exception as err:  # noqa: BLE001 - the provider's error, any class: one line

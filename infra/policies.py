@@ -122,10 +122,14 @@ def sse_kms_denies(bucket_arn: str, key_arn: str) -> list[dict[str, Any]]:
 
     A put that asks for nothing gets the bucket's default (this key). `Null: false` limits each
     Deny to requests that carry the header: `StringNotEquals` alone would also deny those that
-    rely on the default. The key must be named by its ARN, as S3 compares it as given.
+    rely on the default. The key must be named by its ARN, as S3 compares it as given. Two
+    asks pass a header check unseen, so each has its own Deny: SSE-C (the customer-key
+    headers, no `x-amz-server-side-encryption`), and `aws:kms` naming no key, which S3 may
+    serve with the account's `aws/s3` key instead of this one.
     """
     header = "s3:x-amz-server-side-encryption"
     key_header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    customer = "s3:x-amz-server-side-encryption-customer-algorithm"
     objects = f"{bucket_arn}/*"
     return [
         {
@@ -143,6 +147,22 @@ def sse_kms_denies(bucket_arn: str, key_arn: str) -> list[dict[str, Any]]:
             "Action": "s3:PutObject",
             "Resource": objects,
             "Condition": {"StringNotEquals": {key_header: key_arn}, "Null": {key_header: "false"}},
+        },
+        {
+            "Sid": "DenyKmsWithoutTheKey",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"StringEquals": {header: "aws:kms"}, "Null": {key_header: "true"}},
+        },
+        {
+            "Sid": "DenyCustomerKeys",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"Null": {customer: "false"}},
         },
     ]
 

@@ -10,9 +10,13 @@ against resource `*` (so an identity policy naming a key ARN never matches).
 `kms_rules()` adds, while IAM is enforced:
 - an SSE-KMS put (asked for in its headers, or the bucket's default encryption) needs
   `kms:GenerateDataKey` on the key, and a get of an SSE-KMS object `kms:Decrypt`. The request
-  context is S3's: `kms:ViaService` is `s3.<region>.amazonaws.com`, and the encryption context
-  is the bucket's ARN with a Bucket Key, the object's otherwise. A key that does not exist is
-  refused as S3 refuses it (`KMS.NotFoundException`).
+  context is S3's: `kms:ViaService` is `s3.<region>.amazonaws.com`, `kms:CallerAccount` the
+  caller's account, and the encryption context is the bucket's ARN with a Bucket Key, the
+  object's otherwise. A key that does not exist, or is not enabled, is refused as S3 refuses
+  it (`KMS.NotFoundException`, `KMS.DisabledException`).
+- Not emulated (the check and the rehearsal never use them): copies, multipart uploads, gets
+  of an older version by id, DSSE objects, and a put asking for `aws:kms` with no key (AWS may
+  use the account's `aws/s3` key; the stack's bucket policy refuses such a put anyway).
 - KMS's own requests are authorized against the key's ARN, by the same rule.
 
 The rule (`key_allows`) is AWS's for one account: an unconditional or holding Deny in the key
@@ -119,6 +123,8 @@ def _s3_kms_check(
     key = _key_of(response.current_account, region, key_id)
     if key is None:
         raise S3ClientError("KMS.NotFoundException", f"Invalid keyId '{key_id}'")
+    if key.key_state != "Enabled":
+        raise S3ClientError("KMS.DisabledException", f"{key.arn} is {key.key_state}.")
     request = S3IAMRequest(
         account_id=response.current_account,
         method=response.method,
@@ -136,6 +142,7 @@ def _s3_kms_check(
         "kms:viaservice": f"s3.{region}.{suffix}",
         "kms:encryptioncontext:aws:s3:arn": bucket_arn if bucket_key else object_arn,
         "kms:callerarn": caller,
+        "kms:calleraccount": str(request._access_key.account_id),
     }
     if not key_allows(
         caller_arn=caller,

@@ -82,8 +82,10 @@ def reach_kind(statement: Statement, caller: Identity) -> str | None:
         elif kind == "AWS" and names_caller(value, caller):
             kinds.add("named")
     if statement.not_principal:
-        # NotPrincipal reaches everyone it does not name.
-        return None if kinds else "anyone"
+        # NotPrincipal reaches everyone it does not name, and AWS matches it per session: a
+        # role's ARN (or its account) in it leaves every session of the role reached, and no
+        # list of sessions names them all. So an Allow with NotPrincipal reaches anyone.
+        return "anyone"
     for kind in ("named", "anyone", "account"):
         if kind in kinds:
             return kind

@@ -196,6 +196,21 @@ def test_a_brought_key_that_does_not_exist_stops_the_program_before_any_resource
     assert [r.typ for r in mocks.resources] == [], "nothing is registered"
 
 
+def test_a_brought_key_of_another_account_is_refused_before_any_resource() -> None:
+    """KMS would serve it across accounts, but the reach proof could not read its policy."""
+    foreign = BROUGHT_KEY.replace(ACCOUNT, "999999999999")
+    mocks = RecordingMocks()
+    mocks.keys[foreign] = {**mocks.keys[BROUGHT_KEY], "arn": foreign}
+    config = kms_config()
+    config["ec2-assume-role:services"][1]["kmsKeyArn"] = foreign
+    with pytest.raises(ConfigError) as raised:
+        evaluate(mocks, config)
+    (line,) = str(raised.value).splitlines()
+    assert f"services[1].kmsKeyArn = {foreign!r}: the key is in account 999999999999" in line
+    assert f"the stack deploys to {ACCOUNT}" in line
+    assert mocks.resources == []
+
+
 @pytest.mark.parametrize(
     ("state", "says"),
     [

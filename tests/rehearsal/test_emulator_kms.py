@@ -175,6 +175,37 @@ def test_a_put_naming_a_key_that_does_not_exist_is_refused(world: Callable[..., 
     assert refused is not None and refused.startswith("KMS.NotFoundException"), refused
 
 
+def test_a_key_that_is_not_enabled_refuses_the_put_as_s3_does(world: Callable[..., World]) -> None:
+    built = world()
+    built.role("owner", OBJECTS, built.use())
+    owner = built.client("s3", "owner")
+    built.kms.disable_key(KeyId=built.key.rsplit("/", 1)[1])  # moto needs the id here
+    with aws_iam_rules():
+        refused = denial(lambda: owner.put_object(Bucket=BUCKET, Key="k", Body=b"x"))
+    assert refused is not None and refused.startswith("KMS.DisabledException"), refused
+
+
+def test_a_key_policy_for_the_account_through_s3_lets_the_owner_in(
+    world: Callable[..., World],
+) -> None:
+    """The common key policy `anyone of this account, through S3` is evaluated with S3's
+    context (kms:CallerAccount, kms:ViaService), not refused for want of it."""
+    policy = document(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:CallerAccount": ACCT, "kms:ViaService": VIA_S3}},
+        }
+    )
+    built = world(key_policy=policy)
+    built.role("owner", OBJECTS)
+    owner = built.client("s3", "owner")
+    with aws_iam_rules():
+        assert denial(lambda: owner.put_object(Bucket=BUCKET, Key="k", Body=b"x")) is None
+
+
 def test_the_bucket_policy_refuses_another_key_or_other_encryption(
     world: Callable[..., World],
 ) -> None:
@@ -192,6 +223,8 @@ def test_the_bucket_policy_refuses_another_key_or_other_encryption(
         for asked in (
             {"ServerSideEncryption": "AES256"},
             {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": other},
+            {"ServerSideEncryption": "aws:kms"},  # no key named: S3 may use aws/s3
+            {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32},  # SSE-C
         ):
             refused = denial(
                 lambda a=asked: owner.put_object(Bucket=BUCKET, Key="b", Body=b"x", **a)

@@ -582,6 +582,15 @@ def test_not_principal_counts_everyone_it_does_not_name() -> None:
     assert assume(role("c"), role("t", trust=[trusting({"AWS": role_arn("c")}), deny_rest])) is None
 
 
+def test_an_allow_not_principal_naming_the_caller_still_reaches_its_sessions() -> None:
+    """AWS matches NotPrincipal per session: naming the caller's role ARN or its account leaves
+    every session of the role out of the list, so the Allow still reaches it."""
+    for named in (role_arn("c"), f"arn:aws:iam::{ACCOUNT}:root"):
+        allow_rest = {"Effect": "Allow", "NotPrincipal": {"AWS": named}, "Action": ASSUME}
+        edge = assume(role("c"), role("t", trust=[allow_rest]))
+        assert edge is not None and ANYONE in edge.why, named
+
+
 def test_a_trust_for_other_actions_or_services_is_no_edge() -> None:
     """Only a statement allowing sts:AssumeRole lets a role in: sts:TagSession alone, or a
     Service principal (EC2), does not let an IAM role in."""
