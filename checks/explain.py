@@ -32,7 +32,6 @@ def code_of(message: str) -> str | None:
 
 
 VERBS = {"list": "list", "get": "read objects in", "put": "write objects to", "delete": "delete"}
-IAM_ACTIONS = PROBE_ACTIONS
 
 
 def over_privileged(who: str, actions: list[str], target: ServiceTarget, look_at: str) -> str:
@@ -40,7 +39,7 @@ def over_privileged(who: str, actions: list[str], target: ServiceTarget, look_at
 
     Names the identity, the actions and the bucket, where to look, and the fix.
     """
-    granted = ", ".join(IAM_ACTIONS[a] for a in actions)
+    granted = ", ".join(PROBE_ACTIONS[a] for a in actions)
     verbs = " and ".join(VERBS[a] for a in actions)
     return (
         f"{who} can {verbs} {target.bucket_name} ({granted}): over-privileged. Cause: a grant "

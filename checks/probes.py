@@ -25,7 +25,6 @@ from checks.explain import DENIED, describe, error_code
 from checks.stack_outputs import ServiceTarget
 
 ACTIONS = tuple(PROBE_ACTIONS)
-IAM_ACTIONS = PROBE_ACTIONS
 NO_SUCH_ETAG = '"00000000000000000000000000000000"'
 """No object's ETag (an MD5 of all zero bits): a conditional delete with it deletes nothing."""
 NO_TEST_OBJECT = "no test object to aim at (the owner's put failed)"

@@ -41,7 +41,6 @@ from checks.stack_outputs import CheckError, ServiceTarget, Targets, UsageError
 
 log = logging.getLogger(__name__)
 
-S3_ACTIONS = PROBE_ACTIONS
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
 FINISHED = frozenset({"Success", "Failed"})  # Failed: the script exited 1, a step failed
 OUTPUT_BUDGET = OUTPUT_LIMIT - 2_000
@@ -151,8 +150,8 @@ def _explain(step: Step, target: ServiceTarget, source: str, explain_assume: Exp
     detail = step.detail
     if step.name == "assume role" and code_of(detail) in DENIED:
         detail = explain_assume(source, target, detail)
-    elif step.name in S3_ACTIONS and not detail.startswith("MISMATCH"):
-        detail = s3_failure(code_of(detail), detail, S3_ACTIONS[step.name], target)
+    elif step.name in PROBE_ACTIONS and not detail.startswith("MISMATCH"):
+        detail = s3_failure(code_of(detail), detail, PROBE_ACTIONS[step.name], target)
     return Step(step.name, False, step.ms, detail)
 
 

@@ -32,6 +32,12 @@ DATA_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucke
 """Named first in a finding: reading, writing and deleting the data itself."""
 
 
+def _few(names: Sequence[str]) -> str:
+    """The first four names, and how many more: `s3:*` is one finding, not sixty names."""
+    more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+    return ", ".join(names[:4]) + more
+
+
 @dataclass(frozen=True)
 class Expected:
     """What the stack outputs say the graph must be."""
@@ -290,7 +296,7 @@ class _Prover:
             )
         rank = {a: i for i, a in enumerate(DATA_ACTIONS)}
         names = sorted((g.action for g in grants), key=lambda a: (rank.get(a, len(rank)), a))
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        shown = _few(names)
         document = grants[0].documents[0]
         if arn == self.service_of_role_arn(owner):
             fix = (
@@ -341,7 +347,7 @@ class _Prover:
         self, arn: str, service: str, key: str, document: str, grants: list[Grant]
     ) -> None:
         names = [g.action for g in grants]
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        shown = _few(names)
         path = self.path(self.paths.get(arn, []), self.start_of(arn))
         if arn == self.expected.roles.get(service):
             fix = (
@@ -400,7 +406,7 @@ class _Prover:
             by_document.setdefault(grant.documents[0], []).append(grant)
         for document, grants in by_document.items():
             names = [g.action for g in grants]
-            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            shown = _few(names)
             services = self.owners(identity.arn) | self.roles_touched(identity, names)
             self.add(
                 services,
@@ -496,8 +502,7 @@ class _Prover:
                         {
                             "identity": identity.arn,
                             "bucket": bucket,
-                            "actions": ", ".join(g.action for g in found[:4])
-                            + (f" and {len(found) - 4} more" if len(found) > 4 else ""),
+                            "actions": _few([g.action for g in found]),
                         }
                     )
 
