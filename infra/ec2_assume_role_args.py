@@ -10,6 +10,7 @@ import sys
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
+import pulumi_aws as aws
 
 from . import policies
 from .context import AwsContext, configured_region
@@ -126,8 +127,6 @@ def _keys_exist(config: StackConfig, subject: Subject) -> None:
     """Each brought key is of the stack's account, exists, is enabled and encrypts
     symmetrically, before anything is registered (one invoke per key and one for the account;
     in `pulumi preview` too)."""
-    import pulumi_aws as aws
-
     problems = []
     account = None
     for index, service in enumerate(config.services):

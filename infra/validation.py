@@ -108,8 +108,6 @@ class _Reader:
     def __init__(self, subject: Subject, secret: frozenset[str] = frozenset()) -> None:
         self.subject = subject
         self.problems = ConfigProblems(NAMESPACE)
-        self.keys: list[tuple[str, str, re.Match[str]]] = []
-        """Every kmsKeyArn read, to be held against the stack's region once that is known."""
         self.secret = secret
         """Keys set with `pulumi config set --secret`: their values are never echoed."""
 
@@ -150,7 +148,9 @@ class _Reader:
         return value
 
 
-def _service_entry(reader: _Reader, index: int, entry: Any) -> ServiceConfig | None:
+def _service_entry(
+    reader: _Reader, index: int, entry: Any, region: str, partition: Partition
+) -> ServiceConfig | None:
     key = f"services[{index}]"
     if not isinstance(entry, Mapping) or "name" not in entry:
         reader.fail(key, entry, "each service needs a name, e.g. {name: service-a}")
@@ -180,16 +180,17 @@ def _service_entry(reader: _Reader, index: int, entry: Any) -> ServiceConfig | N
         reader.fail(f"{key}.versioning", None, "use true or false, or leave the field out")
         versioning_value = False
     versioning = reader.boolean(f"{key}.versioning", versioning_value, False, text=False)
-    encryption, key_arn = _encryption(reader, key, entry)
+    encryption, key_arn = _encryption(reader, key, entry, region, partition)
     return ServiceConfig(
         name=name, versioning=versioning, encryption=encryption, kms_key_arn=key_arn
     )
 
 
 def _encryption(
-    reader: _Reader, key: str, entry: Mapping[str, Any]
+    reader: _Reader, key: str, entry: Mapping[str, Any], region: str, partition: Partition
 ) -> tuple[Encryption, str | None]:
-    """`encryption` (s3 or kms) and `kmsKeyArn`, which only SSE-KMS can use."""
+    """`encryption` (s3 or kms) and `kmsKeyArn`, which only SSE-KMS can use, and only with a
+    key of the stack's own region (S3 encrypts with no other), and so partition."""
     value = entry.get("encryption", Encryption.S3.value)
     encryption = Encryption.S3
     if value in tuple(Encryption):
@@ -209,11 +210,25 @@ def _encryption(
             fix = "name the key (key/<key id>), not an alias: grants and bucket policies need it"
         reader.fail(f"{key}.kmsKeyArn", arn, fix)
         return encryption, None
-    reader.keys.append((f"{key}.kmsKeyArn", arn, match))
+    if match["partition"] != partition.value:
+        reader.fail(
+            f"{key}.kmsKeyArn",
+            arn,
+            f"this stack's region is in partition {partition.value}; the key is in "
+            f"{match['partition']}",
+        )
+    elif match["region"] != region:
+        reader.fail(
+            f"{key}.kmsKeyArn",
+            arn,
+            f"the key is in {match['region']}; S3 needs a key of {region}, the stack's",
+        )
     return encryption, arn
 
 
-def _services(reader: _Reader, value: Any) -> tuple[ServiceConfig, ...]:
+def _services(
+    reader: _Reader, value: Any, region: str, partition: Partition
+) -> tuple[ServiceConfig, ...]:
     fix = "set a list like [{name: service-a}, {name: service-b, versioning: true}]"
     if value is None:
         reader.fail("services", None, f"required; {fix}")
@@ -234,7 +249,7 @@ def _services(reader: _Reader, value: Any) -> tuple[ServiceConfig, ...]:
     services: list[ServiceConfig] = []
     seen: set[str] = set()
     for index, entry in enumerate(value):
-        service = _service_entry(reader, index, entry)
+        service = _service_entry(reader, index, entry, region, partition)
         if service is None:
             continue
         if service.name in seen:
@@ -334,7 +349,7 @@ def validate(
     reader = _Reader(subject, secret)
     values = _known_keys(reader, raw)
     region, partition = _region(reader, region)
-    services = _services(reader, values.get("services"))
+    services = _services(reader, values.get("services"), region, partition)
     topology_value = values.get("topology")
     topology = Topology.SHARED
     if topology_value is not None:
@@ -366,7 +381,6 @@ def validate(
         "expected an id like subnet-0123456789abcdef0, or leave it unset",
     )
     _topology_rules(reader, topology, principals, host_instance_id, ami_id, subnet_id)
-    _keys_in_region(reader, region, partition)
     config = StackConfig(
         services=services,
         topology=topology,
@@ -385,24 +399,6 @@ def validate(
             reader.problems.add(line)
     reader.problems.raise_if_any()
     return config
-
-
-def _keys_in_region(reader: _Reader, region: str, partition: Partition) -> None:
-    """S3 encrypts only with a key of the bucket's own region (and so partition)."""
-    for key, arn, match in reader.keys:
-        if match["partition"] != partition.value:
-            reader.fail(
-                key,
-                arn,
-                f"this stack's region is in partition {partition.value}; the key is in "
-                f"{match['partition']}",
-            )
-        elif match["region"] != region:
-            reader.fail(
-                key,
-                arn,
-                f"the key is in {match['region']}; S3 needs a key of {region}, the stack's",
-            )
 
 
 def _topology_rules(
