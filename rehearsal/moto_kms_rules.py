@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from checks.trust import as_list, load_document, principal_matches
+from rehearsal.moto_requests import enforcing, s3_request
 from rehearsal.resource_policies import (
     REQUEST_CONTEXT,
     applies,
@@ -115,7 +116,6 @@ def _s3_kms_check(
     response: Any, action: str, key_id: str, object_arn: str, bucket_key: bool
 ) -> None:
     """Raise as S3 does when the caller may not use the key for this request."""
-    from moto.iam.access_control import S3IAMRequest
     from moto.s3.exceptions import S3ClientError
     from moto.utilities.utils import get_partition
 
@@ -125,15 +125,7 @@ def _s3_kms_check(
         raise S3ClientError("KMS.NotFoundException", f"Invalid keyId '{key_id}'")
     if key.key_state != "Enabled":
         raise S3ClientError("KMS.DisabledException", f"{key.arn} is {key.key_state}.")
-    request = S3IAMRequest(
-        account_id=response.current_account,
-        method=response.method,
-        path=f"/{response.bucket_name}",
-        data=response.data,
-        body=response.raw_body,
-        headers=response.headers,
-        action="PutObject",
-    )
+    request = s3_request(response, response.method, "PutObject")
     caller = request._access_key.arn
     suffix = "amazonaws.com.cn" if get_partition(region) == "aws-cn" else "amazonaws.com"
     bucket_arn = object_arn.split("/", 1)[0]
@@ -141,7 +133,6 @@ def _s3_kms_check(
         **REQUEST_CONTEXT,
         "kms:viaservice": f"s3.{region}.{suffix}",
         "kms:encryptioncontext:aws:s3:arn": bucket_arn if bucket_key else object_arn,
-        "kms:callerarn": caller,
         "kms:calleraccount": str(request._access_key.account_id),
     }
     if not key_allows(
@@ -158,13 +149,6 @@ def _s3_kms_check(
         )
 
 
-def _enforcing() -> bool:
-    from moto import settings
-    from moto.core.authorization import ActionAuthenticatorMixin
-
-    return bool(ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT)
-
-
 def _object_arn(response: Any, key_name: str) -> str:
     from moto.utilities.utils import get_partition
 
@@ -175,7 +159,7 @@ def _put_rule(original: Any) -> Any:
     """Wrap S3Response.put_object: the key it encrypts with must let the caller in."""
 
     def wrapped(response: Any) -> Any:
-        if _enforcing():
+        if enforcing():
             bucket = response.backend.get_bucket(response.bucket_name)
             default = (bucket.encryption or {}).get("Rule", {})
             by_default = default.get("ApplyServerSideEncryptionByDefault", {})
@@ -211,7 +195,7 @@ def _get_rule(original: Any) -> Any:
 
     def wrapped(response: Any, *args: Any, **kwargs: Any) -> Any:
         answer = original(response, *args, **kwargs)
-        if _enforcing():
+        if enforcing():
             name = response.parse_key_name()
             stored = response.backend.get_object(response.bucket_name, name)
             if stored is not None and stored.encryption == "aws:kms" and stored.kms_key_id:

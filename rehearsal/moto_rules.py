@@ -60,6 +60,7 @@ from typing import Any
 
 from checks.trust import Effect, trust_allows
 from rehearsal.moto_kms_rules import kms_rules
+from rehearsal.moto_requests import enforcing, s3_request
 from rehearsal.moto_speed import cached_moto
 from rehearsal.resource_policies import REQUEST_CONTEXT, bucket_policy_effect
 
@@ -157,27 +158,11 @@ def _check_trust(request: Any, role_arn: str) -> bool:
     )
 
 
-def _enforcing() -> bool:
-    from moto import settings
-    from moto.core.authorization import ActionAuthenticatorMixin
-
-    return bool(ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT)
-
-
 def _deny_unless_listable(response: Any) -> None:
     """Raise AccessDenied if the caller may not s3:ListBucket the request's bucket."""
-    from moto.iam.access_control import S3IAMRequest
     from moto.utilities.utils import get_partition
 
-    request = S3IAMRequest(
-        account_id=response.current_account,
-        method="GET",
-        path=f"/{response.bucket_name}",
-        data=response.data,
-        body=response.raw_body,
-        headers=response.headers,
-        action="ListBucket",
-    )
+    request = s3_request(response, "GET", "ListBucket")
     partition = get_partition(response.region)
     request.check_action_permitted(f"arn:{partition}:s3:::{response.bucket_name}")
 
@@ -190,10 +175,10 @@ def _missing_key_rule(original: Any) -> Any:
         try:
             answer = original(response, *args, **kwargs)
         except MissingKey:
-            if _enforcing():
+            if enforcing():
                 _deny_unless_listable(response)
             raise
-        if isinstance(answer, tuple) and answer and answer[0] == 404 and _enforcing():
+        if isinstance(answer, tuple) and answer and answer[0] == 404 and enforcing():
             _deny_unless_listable(response)  # head_object answers 404 instead of raising
         return answer
 
