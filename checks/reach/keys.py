@@ -126,7 +126,6 @@ def key_strangers(
 ) -> Iterable[tuple[str, str]]:
     """(where, whom) for each key policy Allow or grant naming anyone but the account (the
     administration statement) and the owner's role."""
-    root = (f"arn:aws:iam::{account}:root", account)
     for statement in documents.policy:
         if not statement.allow:
             continue
@@ -134,8 +133,8 @@ def key_strangers(
             yield statement.where, "anyone but its NotPrincipal"
             continue
         for kind, value in statement.principals:
-            is_root = kind == "AWS" and (value in root or value.endswith(f":iam::{account}:root"))
-            if not is_root and not (kind == "AWS" and value == owner_role):
+            root = value == account or value.endswith(f":iam::{account}:root")
+            if not (kind == "AWS" and (root or value == owner_role)):
                 yield statement.where, value if kind in ("AWS", "*") else f"{kind} {value}"
     for grant in documents.grants:
         if grant.grantee != owner_role:
