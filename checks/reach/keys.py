@@ -21,7 +21,14 @@ from functools import cache
 
 from checks.reach import catalogue
 from checks.reach.documents import Identity, Statement
-from checks.reach.evaluate import Target, denied, identity_grants, names_action
+from checks.reach.evaluate import (
+    Target,
+    denied,
+    identity_grants,
+    judged_actions,
+    names_action,
+    names_target,
+)
 from checks.reach.graph import CONDITIONAL, Grant, denies_caller, names_caller, reach_kind
 
 OWN_KEY_GRANTS = frozenset({"kms:GenerateDataKey", "kms:Decrypt"})
@@ -70,44 +77,54 @@ def _grantee(grant: KeyGrant, identity: Identity) -> bool:
 def key_grants(identity: Identity, key_arn: str, documents: KeyDocuments | None) -> list[Grant]:
     """Every judged KMS action the identity may take on the key, with the documents that
     grant it. Without the key's documents (not read), the policy is taken to delegate to IAM,
-    the default, so the identity's own policies decide."""
+    the default, so the identity's own policies decide.
+
+    Each statement is sorted once (which side it stands on, whether it concerns this identity
+    and key at all), and only the actions something grants are judged: with 300 SSE-KMS
+    services the proof asks this of every identity for every key.
+    """
     target = Target(key_arn)
     policy = documents.policy if documents else ()
+    reaching = [(s, reach_kind(s, identity)) for s in policy if s.allow and s.principals]
+    direct = [s for s, kind in reaching if kind in ("named", "anyone")]
+    delegating = [s for s, kind in reaching if kind == "account"]
+    mine = []
+    if delegating or documents is None:
+        mine = [s for s in identity.policies if s.allow and _on_key(s, target)]
+    grants = [g for g in (documents.grants if documents else ()) if _grantee(g, identity)]
+    if not (direct or mine or grants):
+        return []
     key_denies = [s for s in policy if denies_caller(s, identity)]
     found: list[Grant] = []
     for action in key_actions():
         name = action.name
         if denied(identity.policies, name, target) or denied(key_denies, name, target):
             continue
-        named = [
-            s for s in policy if _allows(s, name) and reach_kind(s, identity) in ("named", "anyone")
-        ]
-        delegating = [
-            s for s in policy if _allows(s, name) and reach_kind(s, identity) == "account"
-        ]
+        named = [s for s in direct if names_action(s, name)]
+        delegated = [s for s in delegating if names_action(s, name)]
         own: list[Statement] = []
-        if delegating or documents is None:
-            own = identity_grants(identity.policies, identity.boundary, name, target)
+        if mine and (delegated or documents is None):
+            own = identity_grants(mine, identity.boundary, name, target)
         op = name.split(":", 1)[1]
-        grants = [
-            g
-            for g in (documents.grants if documents else ())
-            if op in g.operations and _grantee(g, identity)
-        ]
+        granted = [g for g in grants if op in g.operations]
         # The identity's own grant first: it is what a fix removes (the account statement is
         # the key's administration, and stays).
-        sides = [*named, *own, *(delegating if own else [])]
-        if not sides and not grants:
+        sides = [*named, *own, *(delegated if own else [])]
+        if not sides and not granted:
             continue
-        why = _why(sides, grants, documents)
-        where = tuple(s.where for s in sides) + tuple(f"{g.where} on key {key_arn}" for g in grants)
+        why = _why(sides, granted, documents)
+        where = tuple(s.where for s in sides) + tuple(
+            f"{g.where} on key {key_arn}" for g in granted
+        )
         found.append(Grant(name, "key", where, why))
     return found
 
 
-def _allows(statement: Statement, action: str) -> bool:
-    """A key policy statement allowing the action (its Resource is the key itself)."""
-    return statement.allow and names_action(statement, action) and bool(statement.principals)
+def _on_key(statement: Statement, target: Target) -> bool:
+    """Whether an identity-side statement may grant some KMS action on the key."""
+    return names_target(statement, target) and any(
+        a.name.startswith("kms:") for a in judged_actions(statement)
+    )
 
 
 def _why(

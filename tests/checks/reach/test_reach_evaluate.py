@@ -1070,3 +1070,35 @@ def test_the_catalogue_is_policy_sentrys_and_loads_fast() -> None:
             f"{service}:{n}" for n in definition[service]["privileges"]
         }
     assert len(loaded["s3"]) > 100 and len(loaded["iam"]) > 100
+
+
+# -- keys.key_grants --------------------------------------------------------------------
+
+
+def test_a_key_policy_delegates_to_iam_only_the_actions_it_names() -> None:
+    """The account statement hands IAM only its own actions: an identity grant of another one
+    is no use of the key; a key policy naming the role grants by itself; a grant (CreateGrant)
+    names its operations; a boundary without KMS takes the delegated grant away."""
+    from checks.reach.keys import KeyDocuments, KeyGrant, key_grants
+
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000"
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    only_decrypt = statements(
+        "key policy", doc(trusting({"AWS": root}) | {"Action": "kms:Decrypt", "Resource": "*"})
+    )
+    holder = role("h", allow(["kms:Decrypt", "kms:Encrypt"], key))
+    found = {g.action for g in key_grants(holder, key, KeyDocuments(only_decrypt))}
+    assert found == {"kms:Decrypt"}
+    bounded = role("h", allow("kms:*", key), boundary=[allow("s3:*", "*")])
+    assert key_grants(bounded, key, KeyDocuments(only_decrypt)) == []
+    naming = statements(
+        "key policy",
+        doc(trusting({"AWS": role_arn("n")}) | {"Action": "kms:Encrypt", "Resource": "*"}),
+    )
+    assert {g.action for g in key_grants(role("n"), key, KeyDocuments(naming))} == {"kms:Encrypt"}
+    granted = KeyDocuments((), (KeyGrant("g1", role_arn("g"), ("Decrypt",)),))
+    (grant,) = key_grants(role("g"), key, granted)
+    assert grant.action == "kms:Decrypt" and grant.documents == (f"grant g1 on key {key}",)
+    assert key_grants(role("other", allow("kms:*", "*")), key, KeyDocuments(naming)) == []
+    # Not read: taken to delegate, so the identity's own policies decide.
+    assert {g.action for g in key_grants(holder, key, None)} == {"kms:Decrypt", "kms:Encrypt"}
