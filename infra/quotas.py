@@ -73,6 +73,7 @@ def _documents(config: StackConfig, stack: str) -> list[Sized]:
     shared = config.topology is Topology.SHARED
     deny = policies.deny_parameter_reads()
     # SSE-KMS adds the key's statements; a created key's id and a brought one have one length.
+    # The grant is sized as the largest one a service can get (versioned, with its key).
     kms = any(s.encryption is Encryption.KMS for s in config.services)
     key_id = "01234567-89ab-cdef-0123-456789abcdef"
     key_arn = f"arn:{partition}:kms:{config.region}:{ACCOUNT}:key/{key_id}"
