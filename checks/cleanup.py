@@ -28,7 +28,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.explain import DENIED, describe, error_code
+from checks.explain import describe, error_code
+from checks.plan import DENIED
 from checks.work import Cancelled
 
 log = logging.getLogger(__name__)

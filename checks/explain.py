@@ -7,9 +7,9 @@ import re
 from botocore.exceptions import ClientError
 
 from checks.contract import PROBE_ACTIONS
+from checks.plan import DENIED
 from checks.stack_outputs import ServiceTarget
 
-DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _CLI_ERROR = re.compile(r"An error occurred \((?P<code>[\w.]+)\)")
 
 

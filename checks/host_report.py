@@ -2,118 +2,127 @@
 
 Every line is checked for its shape. A line that does not parse fails the service it names
 (or every service of the command, when it names none) with a `report` step that quotes it;
-nothing the host prints can raise here. SSM keeps at most 24,000 characters of output, so a
-service or identity without its END line failed to report in full, and fails.
+nothing the host prints can raise here. The host reports answers, never verdicts: a CHECK line
+carries the code its call answered, an ANSWER line the code one planned request answered, and
+the sender reads both with `checks.plan.judge`. SSM keeps at most 24,000 characters of output,
+so a service without its END line, or a request without its ANSWER, failed to report.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from checks.plan import CODE
 from checks.report import Step
 
 OUTPUT_LIMIT = 24_000
 """GetCommandInvocation returns at most this many characters of a command's output."""
-VERDICTS = ("allowed", "unproven")
-ACTIONS = ("list", "get", "put", "delete")
-_TOKEN = re.compile(
-    r"(?P<service>[a-z][a-z0-9-]*):(?P<action>\w+):(?P<verdict>\w+)(?::(?P<code>.*))?"
-)
 
 
 class HostError(Exception):
     """The host said the check could not run (an ERROR line), or printed nothing usable."""
 
 
-@dataclass
-class Finding:
-    service: str
-    action: str
-    verdict: str
+@dataclass(frozen=True)
+class HostStep:
+    """A CHECK line: one step of a service's own, with the code its call answered."""
+
+    name: str
     code: str
-
-
-@dataclass
-class Proof:
-    pairs: int
+    """`OK`, an AWS error code, `MISMATCH` (a get read back other bytes), or empty."""
     ms: int
-    findings: list[Finding] = field(default_factory=list)
-    more: int = 0
-    """Findings the host left off its line (it prints at most 60)."""
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+    def step(self) -> Step:
+        return Step(self.name, self.ok, self.ms, self.detail)
 
 
 @dataclass
 class HostOutput:
     source: str = ""
-    checks: dict[str, list[Step]] = field(default_factory=dict)
-    proofs: dict[str, Proof] = field(default_factory=dict)
+    checks: dict[str, list[HostStep]] = field(default_factory=dict)
+    answers: dict[int, tuple[str, int]] = field(default_factory=dict)
+    """Request number -> (its code, ms), for every ANSWER line that parsed."""
+    garbled: dict[int, str] = field(default_factory=dict)
+    """Request number -> what was wrong with the ANSWER line that named it: no answer."""
     ended: set[str] = field(default_factory=set)
     problems: dict[str, list[str]] = field(default_factory=dict)
     """Service (or `*`) -> lines that did not parse."""
     deadline: str = ""
     cut: bool = False
     expected: set[str] = field(default_factory=set)
-    """The services (or `host`) the command was sent for: each must END."""
+    """The services a prepare or cleanup command was sent for: each must END."""
+
+    def forget(self, names: Collection[str]) -> None:
+        """Drop what this command said of `names`: they were sent again (a retry)."""
+        for name in names:
+            self.checks.pop(name, None)
+            self.problems.pop(name, None)
+        self.ended -= set(names)
+        self.expected -= set(names)
 
 
 def _number(text: str) -> int | None:
     return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
 
 
+def _code(text: str) -> bool:
+    """An answer's code: a short word, or empty where the call got no answer at all."""
+    return not text or CODE.fullmatch(text) is not None
+
+
 def _check(out: HostOutput, fields: list[str], known: set[str]) -> str | None:
     """A CHECK line; returns what is wrong with it, or None."""
     if len(fields) != 5:
         return "a CHECK line needs 5 fields"
-    name, step, ok, ms, detail = fields
+    name, step, code, ms, detail = fields
     if name not in known:
         return f"unknown service {name!r}"
     if name not in out.expected:
         return f"a CHECK line for {name!r}, which this command was not sent for"
     number = _number(ms)
-    if ok not in ("0", "1") or number is None:
-        return "result must be 0 or 1 and ms a whole number"
+    if not _code(code) or number is None:
+        return "the code must be a word and ms a whole number"
     if any(s.name == step for s in out.checks.get(name, [])):
         return f"a second {step!r} step for {name!r}"
-    out.checks.setdefault(name, []).append(Step(step, ok == "1", number, detail))
+    out.checks.setdefault(name, []).append(HostStep(step, code, number, detail))
     return None
 
 
-def _proof(out: HostOutput, fields: list[str], identities: set[str], known: set[str]) -> str | None:
-    if len(fields) < 3:
-        return "a PROOF line needs an identity, a pair count and ms"
-    who, pairs, ms, *tokens = fields
-    if who not in identities:
-        return f"unknown identity {who!r}"
-    if who not in out.expected:
-        return f"a PROOF line for {who!r}, which this command was not sent for"
-    if who in out.proofs:  # a second line could otherwise replace one that shows a leak
-        return f"a second PROOF line for {who!r}"
-    count, number = _number(pairs), _number(ms)
-    if count is None or number is None:
-        return "pair count and ms must be whole numbers"
-    proof = Proof(count, number)
-    for token in tokens:
-        if token.startswith("more:") and _number(token[5:]) is not None:
-            proof.more = int(token[5:])
-            continue
-        match = _TOKEN.fullmatch(token)
-        if not match or match["service"] not in known or match["action"] not in ACTIONS:
-            return f"unreadable finding {token[:80]!r}"
-        if match["verdict"] not in VERDICTS:
-            return f"unknown verdict {match['verdict']!r}"
-        proof.findings.append(
-            Finding(match["service"], match["action"], match["verdict"], match["code"] or "")
-        )
-    out.proofs[who] = proof
+def _answer(out: HostOutput, fields: list[str], requests: Collection[int], line: str) -> str | None:
+    """An ANSWER line. Its number must be one the command sent, after the last one read (the
+    host prints them in plan order), so no line can stand in for another's answer. A line
+    that names its request but is otherwise wrong leaves that request without an answer."""
+    number = _number(fields[0])
+    if number is None or number not in requests:
+        return "an ANSWER line for no request this command sent"
+    wrong = ""
+    if number in out.answers or number in out.garbled or number < max(out.answers, default=-1):
+        wrong = "out of plan order"
+    elif len(fields) != 3 or _number(fields[2]) is None or not _code(fields[1]):
+        wrong = "unreadable"
+    if wrong:
+        out.answers.pop(number, None)
+        out.garbled[number] = f"the host's answer was {wrong} ({line[:80]!r})"
+        return None
+    out.answers[number] = (fields[1], int(fields[2]))
     return None
 
 
 def parse_host_output(
-    stdout: str, known: set[str], identities: set[str], expected: set[str]
+    stdout: str, known: set[str], expected: set[str], requests: Collection[int] = ()
 ) -> HostOutput:
-    """Parse one command's output; raise HostError only for an ERROR line or no SOURCE."""
-    out = HostOutput(cut=len(stdout) >= OUTPUT_LIMIT, expected=expected)
+    """Parse one command's output; raise HostError only for an ERROR line or no SOURCE.
+
+    `expected`: the services a prepare or cleanup command was sent for; `requests`: the
+    numbers of the requests a probe command was sent."""
+    out = HostOutput(cut=len(stdout) >= OUTPUT_LIMIT, expected=set(expected))
     for line in stdout.splitlines():
         if not line.strip():
             continue
@@ -130,12 +139,12 @@ def parse_host_output(
             out.deadline = rest
         elif kind == "CHECK":
             problem = _check(out, fields, known)
-        elif kind == "PROOF":
-            problem = _proof(out, fields, identities, known)
+        elif kind == "ANSWER":
+            problem = _answer(out, fields, requests, line)
         else:
             problem = "not a line of the check's protocol"
         if problem:
-            owner = fields[0] if fields and fields[0] in known | identities else "*"
+            owner = fields[0] if kind == "CHECK" and fields[0] in known else "*"
             out.problems.setdefault(owner, []).append(f"{problem}: {line[:120]!r}")
     if not out.source:
         shown = stdout.strip()[:200] or "nothing"

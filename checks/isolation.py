@@ -23,24 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.cleanup import PendingObjects, Written
 from checks.contract import RESERVED_PREFIX
-from checks.explain import (
-    DENIED,
-    describe,
-    error_code,
-    host_policies,
-    over_privileged,
-    service_policies,
-)
+from checks.explain import host_policies, over_privileged, service_policies
 from checks.own_bucket import Prepared
-from checks.probes import (
-    ACTIONS,
-    NO_TEST_OBJECT,
-    Probe,
-    TestObject,
-    Verdict,
-    bucket_args,
-    probe,
-)
+from checks.plan import ACTIONS, HOST, Verdict, shared_pairs
+from checks.probes import NO_TEST_OBJECT, Probe, TestObject, bucket_args, judged, probe
 from checks.report import Step
 from checks.stack_outputs import ServiceTarget, Targets
 from checks.work import Deadline
@@ -102,11 +88,10 @@ class ProofTask:
         try:
             self.s3.put_object(Key=key, Body=b"", IfNoneMatch="*", **bucket_args(self.target))
         except (ClientError, BotoCoreError) as err:
-            denied = isinstance(err, ClientError) and error_code(err) in DENIED
-            if denied and self.pending is not None:
-                self.pending.done(bucket, key)
-            verdict = Verdict.DENIED if denied else Verdict.UNPROVEN
-            return Probe(self.who, "put", self.target, verdict, describe(err))
+            verdict, why = judged(err)
+            if verdict is Verdict.DENIED and self.pending is not None:
+                self.pending.done(bucket, key)  # nothing was written
+            return Probe(self.who, "put", self.target, verdict, why)
         finally:
             if self.pending is not None:
                 self.pending.settled(bucket, key)
@@ -125,25 +110,13 @@ class ProofTask:
         key = f"{RESERVED_PREFIX}{uuid.uuid4().hex}"
         try:
             self.s3.delete_object(Key=key, **bucket_args(self.target))
-        except ClientError as err:
-            if error_code(err) in DENIED:
-                return Probe(self.who, "delete", self.target, Verdict.DENIED, describe(err))
-            got = f"expected AccessDenied, got {error_code(err)}"
-            return Probe(self.who, "delete", self.target, Verdict.UNPROVEN, got)
-        except BotoCoreError as err:
-            return Probe(self.who, "delete", self.target, Verdict.UNPROVEN, describe(err))
+        except (ClientError, BotoCoreError) as err:
+            return Probe(self.who, "delete", self.target, *judged(err))
         note = (
             f"it may delete any object there (on a versioned bucket it left a delete marker at "
             f"{key}, which the lifecycle rule removes)"
         )
         return Probe(self.who, "delete", self.target, Verdict.ALLOWED, note)
-
-
-def _others(names: list[str], index: int, sample: int | None) -> list[str]:
-    """Every other service, or `sample` of them in rotation: every bucket is then probed by
-    `sample` identities and every identity probes `sample` buckets."""
-    count = len(names) - 1 if sample is None else min(sample, len(names) - 1)
-    return [names[(index + step) % len(names)] for step in range(1, count + 1)]
 
 
 def plan_probes(
@@ -158,16 +131,22 @@ def plan_probes(
     """Shared: the host and every service role on the others' live test objects. Dedicated:
     the caller's role on every other bucket, its get aimed at `peers` (an object per bucket
     that someone else wrote: the rehearsal plants them)."""
-    checked = {name: targets.services[name] for name in prepared}
-    order = list(checked)
-    tasks: list[ProofTask] = []
     if shared:
+        pairs = shared_pairs(list(prepared), sample)
         look = host_policies(targets.host_role_arn)
-        tasks += [
-            ProofTask("the host role", (name, DIRECT), look, caller_s3, t, prepared[name].obj)
-            for name, t in checked.items()
+        tasks = [
+            ProofTask(
+                "the host role",
+                (name, DIRECT),
+                look,
+                caller_s3,
+                targets.services[name],
+                prepared[name].obj,
+            )
+            for name in pairs.pop(HOST)
         ]
-        for index, (name, mine) in enumerate(prepared.items()):
+        for name, owners in pairs.items():
+            mine = prepared[name]
             if mine.s3 is None:
                 continue  # the role could not be assumed: that step has failed already
             look = service_policies(targets.services[name])
@@ -177,11 +156,11 @@ def plan_probes(
                     (name, ISOLATION),
                     look,
                     mine.s3,
-                    checked[o],
+                    targets.services[o],
                     prepared[o].obj,
-                    sampled=sample is not None and sample < len(order) - 1,
+                    sampled=len(owners) < len(prepared) - 1,
                 )
-                for o in _others(order, index, sample)
+                for o in owners
             ]
         return tasks
     (name,) = prepared

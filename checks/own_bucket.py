@@ -24,7 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.cleanup import PendingObjects, Written, versions_phrase
 from checks.contract import RESERVED_PREFIX
-from checks.explain import DENIED, describe, error_code, s3_failure
+from checks.explain import describe, error_code, s3_failure
+from checks.plan import DENIED
 from checks.probes import TestObject
 from checks.report import Step
 from checks.stack_outputs import ServiceTarget

@@ -15,20 +15,18 @@ access as surely as a success, and AccessDenied is the only answer that proves d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.contract import PROBE_ACTIONS, RESERVED_PREFIX
-from checks.explain import DENIED, describe, error_code
+from checks.contract import RESERVED_PREFIX
+from checks.explain import describe, error_code
+from checks.plan import SUCCEEDED, Verdict, judge
 from checks.stack_outputs import ServiceTarget
 
-ACTIONS = tuple(PROBE_ACTIONS)
 NO_SUCH_ETAG = '"00000000000000000000000000000000"'
 """No object's ETag (an MD5 of all zero bits): a conditional delete with it deletes nothing."""
 NO_TEST_OBJECT = "no test object to aim at (the owner's put failed)"
-PROOF_OF_ACCESS = frozenset({"PreconditionFailed", "NoSuchKey"})
 
 
 @dataclass(frozen=True)
@@ -38,12 +36,6 @@ class TestObject:
     key: str
     token: str
     """Stored as object metadata: how the check recognises its own object after a retry."""
-
-
-class Verdict(Enum):
-    DENIED = "denied"
-    ALLOWED = "allowed"
-    UNPROVEN = "unproven"
 
 
 @dataclass(frozen=True)
@@ -76,19 +68,19 @@ def _request(s3: Any, action: str, target: ServiceTarget, obj: TestObject) -> No
 
 
 def probe(s3: Any, who: str, action: str, target: ServiceTarget, obj: TestObject | None) -> Probe:
-    """Try one action as `who`; only AccessDenied counts as denied."""
+    """Try one action as `who`; `checks.plan.judge` reads the answer."""
     if obj is None and action != "list":
         return Probe(who, action, target, Verdict.UNPROVEN, NO_TEST_OBJECT)
     try:
         _request(s3, action, target, obj or TestObject(RESERVED_PREFIX, ""))
-    except ClientError as err:
-        code = error_code(err)
-        if code in DENIED:
-            return Probe(who, action, target, Verdict.DENIED, describe(err))
-        if code in PROOF_OF_ACCESS:
-            seen = f"S3 answered {code}, which it does only after authorizing the request"
-            return Probe(who, action, target, Verdict.ALLOWED, seen)
-        return Probe(who, action, target, Verdict.UNPROVEN, f"expected AccessDenied, got {code}")
-    except BotoCoreError as err:
-        return Probe(who, action, target, Verdict.UNPROVEN, f"no answer: {describe(err)}")
-    return Probe(who, action, target, Verdict.ALLOWED, "the request succeeded")
+    except (ClientError, BotoCoreError) as err:
+        return Probe(who, action, target, *judged(err))
+    return Probe(who, action, target, *judge(SUCCEEDED))
+
+
+def judged(err: ClientError | BotoCoreError) -> tuple[Verdict, str]:
+    """`judge` on a call that raised, with AWS's own words where they prove a denial."""
+    if isinstance(err, ClientError):
+        verdict, why = judge(error_code(err))
+        return verdict, describe(err) if verdict is Verdict.DENIED else why
+    return Verdict.UNPROVEN, f"no answer: {describe(err)}"

@@ -27,10 +27,11 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from checks.cleanup import PendingObjects
 from checks.contract import RESERVED_PREFIX
 from checks.diagnose import explain_assume_denied
-from checks.explain import DENIED, describe, error_code
+from checks.explain import describe, error_code
 from checks.isolation import ProofTask, assemble_probes, plan_probes
 from checks.options import CheckOptions
 from checks.own_bucket import OwnBucket, Prepared, Timer
+from checks.plan import DENIED
 from checks.probes import TestObject
 from checks.progress import Progress
 from checks.report import Report, ServiceResult, Step

@@ -1,10 +1,13 @@
 """`--via-ssm`: run the check ON the shared host, from a laptop, through SSM Run Command.
 
 The host runs `remote_check.sh` with the aws CLI and the profiles the stack wrote, so the
-result is what the host itself can do. This side sends the script, waits for the instance to
-register with SSM and for the command to finish (progress on stderr), then turns the host's
-lines into the same report as the local check, adding cause and fix to each failure. Failed
-AssumeRole calls are diagnosed with this side's credentials, which usually may read IAM.
+result is what the host itself can do. The script decides nothing: this side plans every
+request (`checks.plan`, the plan the local check runs), renders it into the script, and reads
+each answer the host printed with the one function the local check uses (`checks.plan.judge`).
+It also retries what IAM propagation denied, by sending the command again. It waits for the
+instance to register with SSM and for each command to finish (progress on stderr), adds cause
+and fix to each failure, and diagnoses failed AssumeRole calls with this side's credentials,
+which usually may read IAM.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import shlex
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import IO, Any
 
@@ -23,18 +26,11 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from checks.contract import PROBE_ACTIONS, RESERVED_PREFIX
 from checks.diagnose import explain_assume_denied
-from checks.explain import (
-    DENIED,
-    code_of,
-    describe,
-    error_code,
-    host_policies,
-    s3_failure,
-    service_policies,
-)
-from checks.host_report import OUTPUT_LIMIT, HostError, HostOutput, Proof, parse_host_output
+from checks.explain import describe, error_code, host_policies, s3_failure, service_policies
+from checks.host_report import OUTPUT_LIMIT, HostError, HostOutput, HostStep, parse_host_output
 from checks.isolation import DIRECT, ISOLATION, ProofTask, step_of
-from checks.probes import ACTIONS, NO_TEST_OBJECT, Probe, Verdict
+from checks.plan import DENIED, HOST, Request, Verdict, judge, requests_of, shared_pairs
+from checks.probes import NO_TEST_OBJECT, Probe
 from checks.report import Report, ServiceResult, Step
 from checks.signals import deferred
 from checks.stack_outputs import CheckError, ServiceTarget, Targets, UsageError
@@ -42,13 +38,11 @@ from checks.stack_outputs import CheckError, ServiceTarget, Targets, UsageError
 log = logging.getLogger(__name__)
 
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
-FINISHED = frozenset({"Success", "Failed"})  # Failed: the script exited 1, a step failed
+FINISHED = frozenset({"Success", "Failed"})
 OUTPUT_BUDGET = OUTPUT_LIMIT - 2_000
 """What one command's lines may take, worst case, leaving room for SOURCE and DEADLINE."""
 DETAIL_CHARS = 300
 """The script cuts every detail to this many characters (`clean`)."""
-MAX_FINDINGS = 20
-"""The script lists at most this many findings per identity, then `more:N` (remote_check.sh)."""
 CODE_CHARS = 40
 """The script cuts every error code to this many characters (`code_of`)."""
 MAX_JOBS = 8
@@ -64,41 +58,63 @@ MIN_SCRIPT_SECONDS = 20
 """Less time than this left before the deadline: the command is not sent at all."""
 SCRIPT_LIMIT = 48 * 1024
 """Bytes of script per command, a cap well inside what SendCommand accepts for a document's
-parameters (the script is ~37 KB at 300 services with 32-character names)."""
+parameters (at 300 services with 32-character names, the script without its requests is
+~37 KB; `probes_per_command` fills the rest)."""
+MAX_BACKOFF_SECONDS = 8.0
+"""The longest pause between two tries of a prepare that IAM propagation denied."""
+RETRIED_STEPS = ("assume role", "list")
+"""The steps whose AccessDenied is retried while --wait lasts: new roles and policies take
+seconds to propagate. The host stops a service after either fails, until the last try."""
 
 
-def batch_sizes(names: Sequence[str]) -> dict[str, int]:
+def batch_sizes(names: Sequence[str], requests: int = 0) -> dict[str, int]:
     """Items per command for each phase, so that no command's worst-case output (every line
     at its longest) passes SSM's 24,000 characters, whatever the service names."""
     longest = max((len(n) for n in names), default=4)
-    line = 6 + longest + 1 + 12 + 1 + 1 + 1 + 9 + 1 + DETAIL_CHARS + 1  # one CHECK line
+    line = 6 + longest + 1 + 12 + 1 + CODE_CHARS + 1 + 9 + 1 + DETAIL_CHARS + 1  # one CHECK line
     end = 4 + longest + 1
+    answer = 7 + len(str(max(requests, 1))) + 1 + CODE_CHARS + 1 + 9 + 1  # one ANSWER line
     per_item = {
         "prepare": 4 * line + end,  # assume role, list, put, get
         "cleanup": line + end,  # delete
-        # PROOF, identity, pairs, ms, findings of `service:action:verdict:code`, more:N
-        "probe": 6 + longest + 12 + 10 + MAX_FINDINGS * (longest + 23 + CODE_CHARS) + 14 + end,
+        "probe": answer,
     }
     return {mode: max(1, OUTPUT_BUDGET // size) for mode, size in per_item.items()}
+
+
+def probes_per_command(targets: Targets, requests: int) -> int:
+    """Requests per probe command: as many as fit both SSM's output (`batch_sizes`) and the
+    script's cap, with every request line at its longest."""
+    by_output = batch_sizes(list(targets.services), requests)["probe"]
+    empty = len(render_script(targets, "probe", [], "r" * 12, 0, 0).encode())
+    widest = len(
+        f"{max(requests - 1, 0)} {len(targets.services) - 1} {len(targets.services) - 1} delete\n"
+    )
+    return max(1, min(by_output, (SCRIPT_LIMIT - empty - len("wait\n")) // widest))
 
 
 class RemoteCheckError(CheckError):
     """The check could not run on the host; one line, exit 1."""
 
 
+Numbered = Sequence[tuple[int, Request]]
+"""A probe command's requests, each with its number in the plan."""
+
+
 def render_script(
     targets: Targets,
     mode: str,
     batch: Sequence[str],
-    probed: Sequence[str] | Mapping[str, Sequence[str]],
     run: str,
     wait_seconds: float,
     script_seconds: int,
+    requests: Numbered = (),
+    stop_at_failure: bool = False,
 ) -> str:
     """The shell script for AWS-RunShellScript: the variables, then remote_check.sh.
 
-    `batch` are service names, or `host` for the host role (probe mode); `probed` the services
-    whose buckets each identity of the batch probes (one list for all, or one per identity).
+    `batch`: the services of a prepare or cleanup command; `requests`: a probe command's.
+    Every list, get and put is answered before any delete is sent (`wait`), as in the plan.
     """
     names = list(targets.services)
     account = next(iter(targets.services.values())).account
@@ -107,16 +123,17 @@ def render_script(
         return "(" + " ".join(shlex.quote(v) for v in values) + ")"
 
     def index(name: str) -> str:
-        return "h" if name == "host" else str(names.index(name))
+        return "h" if name == HOST else str(names.index(name))
 
-    plan = probed if isinstance(probed, Mapping) else dict.fromkeys(batch, probed)
-    probes = " ".join(
-        f"[{index(who)}]=" + shlex.quote(" ".join(index(n) for n in plan.get(who, ())))
-        for who in batch
-    )
+    lines: list[str] = []
+    for number, request in requests:
+        if request.action == "delete" and (not lines or "delete" not in lines[-1]):
+            lines.append("wait")
+        lines.append(f"{number} {index(request.who)} {index(request.owner)} {request.action}")
     header = [
         "#!/bin/bash",
         f"MODE={shlex.quote(mode)}",
+        f"STOP_AT_FAILURE={int(stop_at_failure)}",
         f"PREFIX={shlex.quote(RESERVED_PREFIX)}",
         f"ACCOUNT={shlex.quote(account)}",
         f"RUN={shlex.quote(run)}",
@@ -127,7 +144,7 @@ def render_script(
         f"SERVICES={array(names)}",
         f"BUCKETS={array([targets.services[n].bucket_name for n in names])}",
         f"BATCH={array([index(n) for n in batch])}",
-        f"declare -A PROBES=({probes})",
+        f"REQUESTS={shlex.quote(chr(10).join(lines))}",
     ]
     body = files("checks").joinpath("remote_check.sh").read_text()
     script = "\n".join(header) + "\n" + body
@@ -143,19 +160,19 @@ ExplainAssume = Callable[[str, ServiceTarget, str], str]
 """(caller ARN, the service, the AWS message) -> cause and fix of an AssumeRole denial."""
 
 
-def _explain(step: Step, target: ServiceTarget, source: str, explain_assume: ExplainAssume) -> Step:
-    """Add cause and fix to a failed step the host reported with the CLI's own text."""
-    if step.ok:
-        return step
-    detail = step.detail
-    if step.name == "assume role" and code_of(detail) in DENIED:
-        detail = explain_assume(source, target, detail)
-    elif step.name in PROBE_ACTIONS and not detail.startswith("MISMATCH"):
-        detail = s3_failure(code_of(detail), detail, PROBE_ACTIONS[step.name], target)
-    return Step(step.name, False, step.ms, detail)
+def _explain(found: HostStep, target: ServiceTarget, source: str, explain: ExplainAssume) -> Step:
+    """The step, with cause and fix added to a failure the host reported in the CLI's words."""
+    if found.ok:
+        return found.step()
+    detail = found.detail
+    if found.name == "assume role" and found.code in DENIED:
+        detail = explain(source, target, detail)
+    elif found.name in PROBE_ACTIONS and found.code != "MISMATCH":
+        detail = s3_failure(found.code, detail, PROBE_ACTIONS[found.name], target)
+    return Step(found.name, False, found.ms, detail)
 
 
-def _batches(items: Sequence[str], size: int) -> list[list[str]]:
+def _batches(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
@@ -301,19 +318,26 @@ class SsmCommand:
 
 
 def _incomplete(name: str, cut: bool, deadline: str) -> Step:
+    return Step(
+        "report complete",
+        False,
+        0,
+        f"the host's report for {name} is incomplete: {_stopped(cut, deadline)}",
+    )
+
+
+def _stopped(cut: bool, deadline: str) -> str:
     if deadline:
-        why = f"the script reached its own deadline ({deadline} s, --deadline)"
-    elif cut:
-        why = f"SSM returns only the first {OUTPUT_LIMIT:,} characters of output"
-    else:
-        why = "the script stopped before it finished"
-    return Step("report complete", False, 0, f"the host's report for {name} is incomplete: {why}")
+        return f"the script reached its own deadline ({deadline} s, --deadline)"
+    if cut:
+        return f"SSM returns only the first {OUTPUT_LIMIT:,} characters of output"
+    return "the script stopped before it finished"
 
 
 class _Phases:
     """Sends each phase's commands, one per batch, within the run's deadline, and gathers
     their parsed output. What the deadline leaves unsent, or a command that fails, is
-    recorded per service in `unfinished`."""
+    recorded per service in `unfinished`, and per request in `unanswered`."""
 
     def __init__(
         self,
@@ -332,20 +356,32 @@ class _Phases:
         self.source = ""
         self.outputs: list[HostOutput] = []
         self.unfinished: dict[str, Step] = {}
+        self.unanswered: dict[int, str] = {}
+        """Request number -> why the host never answered it (its command was not sent...)."""
 
     def _left(self) -> int:
         """Seconds a script may still run: executionTimeout and polling end by the deadline."""
         return int(self.end - self.clock()) - CLEANUP_MARGIN - POLL_SLACK
 
-    def _owners(self, batch: Sequence[str]) -> list[str]:
-        return sorted(self.checked) if "host" in batch else list(batch)
+    def _unsent(self, mode: str, batch: Sequence[str], requests: Numbered) -> None:
+        why = (
+            f"not proven: the deadline ({self.options['deadline']:.0f} s, --deadline) passed "
+            f"before the {mode} command"
+        )
+        for number, _request in requests:
+            self.unanswered[number] = f"{why} for it was sent"
+        for name in batch:
+            self.unfinished.setdefault(
+                name, Step("report complete", False, 0, f"{why} for {name} was sent")
+            )
 
     def run(
         self,
         mode: str,
-        batch: list[str],
-        probed: Sequence[str] | Mapping[str, Sequence[str]],
+        batch: Sequence[str] = (),
+        requests: Numbered = (),
         script_seconds: int | None = None,
+        stop_at_failure: bool = False,
     ) -> HostOutput | None:
         """One command; None when the deadline left no time to send it.
 
@@ -354,17 +390,7 @@ class _Phases:
         the instance to register comes off it.
         """
         if script_seconds is None and self._left() < MIN_SCRIPT_SECONDS:
-            for name in self._owners(batch):
-                self.unfinished.setdefault(
-                    name,
-                    Step(
-                        "report complete",
-                        False,
-                        0,
-                        f"not proven: the deadline ({self.options['deadline']:.0f} s, "
-                        f"--deadline) passed before the {mode} command for {name} was sent",
-                    ),
-                )
+            self._unsent(mode, batch, requests)
             return None
         instance = str(self.targets.host_instance_id)
         own = script_seconds or self._left()
@@ -375,7 +401,14 @@ class _Phases:
                 own = max(MIN_SCRIPT_SECONDS, self._left())
             options = self.options
             script = render_script(
-                self.targets, mode, batch, probed, options["run"], options["wait"], own
+                self.targets,
+                mode,
+                batch,
+                options["run"],
+                options["wait"],
+                own,
+                requests,
+                stop_at_failure,
             )
             return script, own + CLEANUP_MARGIN
 
@@ -389,18 +422,44 @@ class _Phases:
         if invocation.get("StandardErrorContent"):
             log.info("host stderr: %s", str(invocation["StandardErrorContent"]).strip()[:2000])
         stdout = str(invocation.get("StandardOutputContent", ""))
+        numbers = [number for number, _request in requests]
         try:
-            output = parse_host_output(stdout, self.checked, self.checked | {"host"}, set(batch))
+            output = parse_host_output(stdout, self.checked, set(batch), numbers)
         except HostError as err:
             raise RemoteCheckError(str(err)) from None
         self.source = self.source or output.source
         self.outputs.append(output)
+        if requests and (output.cut or output.deadline or len(output.answers) < len(numbers)):
+            for number in numbers:
+                self.unanswered.setdefault(number, _stopped(output.cut, output.deadline))
         return output
+
+    def prepare(self, names: Sequence[str], size: int, sleep: Callable[[float], None]) -> None:
+        """Assume, list, put and get for each service. What IAM propagation denied (an
+        assume or a list) is sent again, with backoff, until --wait is over; the last try
+        goes on past a failed list, as the local check does."""
+        started, delay, todo = self.clock(), 1.0, list(names)
+        while todo:
+            last = self.clock() - started >= float(self.options["wait"])
+            sent: list[HostOutput] = []
+            for batch in _batches(todo, size):
+                if (output := self.run("prepare", batch, stop_at_failure=not last)) is not None:
+                    sent.append(output)
+            if last or not sent:
+                return
+            again = [n for o in sent for n, steps in o.checks.items() if _propagating(steps)]
+            if not again:
+                return
+            for output in sent:
+                output.forget(again)
+            log.info("%s denied; trying again in %.0fs (IAM changes propagate)", again, delay)
+            sleep(min(delay, max(0.0, float(self.options["wait"]) - (self.clock() - started))))
+            delay, todo = min(delay * 2, MAX_BACKOFF_SECONDS), again
 
     def cleanup(self, batch: list[str]) -> None:
         """Always sent, deadline or not; a failure fails each service's delete step."""
         try:
-            self.run("cleanup", batch, [], CLEANUP_SCRIPT_SECONDS)
+            self.run("cleanup", batch, script_seconds=CLEANUP_SCRIPT_SECONDS)
         except (CheckError, BotoCoreError) as err:
             for name in batch:
                 key = f"{RESERVED_PREFIX}{self.options['run']}/{name}"
@@ -414,45 +473,12 @@ class _Phases:
                 )
 
 
-def _proof_step(
-    step: str,
-    who: str,
-    proof: Proof | None,
-    owners: list[ServiceTarget],
-    look_at: str,
-    with_object: set[str],
-    sampled: bool = False,
-) -> Step:
-    """The same step the local check builds, from an identity's PROOF line."""
-    if proof is None or proof.pairs != len(owners):
-        got = "no PROOF line" if proof is None else f"{proof.pairs} of {len(owners)} buckets"
-        why = f"the host's report for {who} is incomplete ({got})"
-        return Step(step, False, 0, f"{why}: not proven, so not passed")
-    tasks = []
-    for target in owners:
-        task = ProofTask(who, (target.name, step), look_at, None, target, None, sampled=sampled)
-        found = {f.action: f for f in proof.findings if f.service == target.name}
-        for action in ACTIONS:
-            finding = found.get(action)
-            if target.name not in with_object and action != "list":
-                # The owner wrote no test object: a denial aimed at a missing key proves nothing.
-                verdict, detail = Verdict.UNPROVEN, NO_TEST_OBJECT
-            elif finding is None:
-                verdict, detail = Verdict.DENIED, "AccessDenied"
-            elif finding.verdict == "allowed":
-                verdict, detail = Verdict.ALLOWED, "allowed"
-            else:
-                verdict, detail = Verdict.UNPROVEN, f"got {finding.code or 'no answer'}"
-            task.probes.append(Probe(who, action, target, verdict, detail))
-        tasks.append(task)
-    result = step_of((owners[0].name, step), tasks, ms=proof.ms)
-    if proof.more:
-        more = f" The host left {proof.more} more findings off its report."
-        return Step(step, False, result.ms, result.detail + more)
-    return result
+def _propagating(steps: list[HostStep]) -> bool:
+    """A prepare that IAM propagation may yet let through: its assume or list was denied."""
+    return any(s.name in RETRIED_STEPS and s.code in DENIED for s in steps)
 
 
-def _missing_steps(steps: list[Step]) -> list[str]:
+def _missing_steps(steps: Sequence[Step]) -> list[str]:
     """The steps a service's report must hold, given how far it got, that it lacks: a host
     that stops mid-service, or ENDs early, must not pass on the steps it did report."""
     wanted = ["assume role"]
@@ -464,6 +490,74 @@ def _missing_steps(steps: list[Step]) -> list[str]:
     return [name for name in wanted if name not in names]
 
 
+def read_answers(
+    numbered: Numbered, outputs: Sequence[HostOutput], unanswered: dict[int, str]
+) -> dict[int, tuple[Verdict, str, int]]:
+    """Request number -> (verdict, why, ms), by `judge`, for every planned request: one the
+    host gave no readable answer is unproven, whatever the reason, never denied."""
+    answers: dict[int, tuple[str, int]] = {}
+    garbled: dict[int, str] = {}
+    for output in outputs:
+        answers.update(output.answers)
+        garbled.update(output.garbled)
+    read: dict[int, tuple[Verdict, str, int]] = {}
+    for number, _request in numbered:
+        if number in answers:
+            code, ms = answers[number]
+            verdict, why = judge(code)
+            read[number] = (verdict, why, ms)
+        else:
+            why = garbled.get(number) or unanswered.get(number) or "the host printed no answer"
+            read[number] = (judge(None)[0], f"no answer: {why}", 0)
+    return read
+
+
+def _probe_steps(
+    targets: Targets,
+    pairs: dict[str, list[str]],
+    numbered: Numbered,
+    read: dict[int, tuple[Verdict, str, int]],
+) -> dict[tuple[str, str], Step]:
+    """The steps the local check builds (`step_of`) from the same probes: the host's on each
+    bucket (that bucket's direct step), each role's on the others (its isolation step)."""
+    answered: dict[tuple[str, str], list[tuple[str, tuple[Verdict, str, int]]]] = {}
+    for number, request in numbered:
+        answered.setdefault((request.who, request.owner), []).append((request.action, read[number]))
+    everyone = len(pairs.get(HOST, []))
+    steps: dict[tuple[str, str], Step] = {}
+    for who, owners in pairs.items():
+        identity = "the host role" if who == HOST else f"{who}'s role"
+        look = (
+            host_policies(targets.host_role_arn)
+            if who == HOST
+            else service_policies(targets.services[who])
+        )
+        tasks: list[ProofTask] = []
+        for owner in owners:
+            key = (owner, DIRECT) if who == HOST else (who, ISOLATION)
+            target = targets.services[owner]
+            sampled = who != HOST and len(owners) < everyone - 1
+            task = ProofTask(identity, key, look, None, target, None, sampled=sampled)
+            sent = answered.get((who, owner), [])
+            for action, (verdict, why, _ms) in sent:
+                task.probes.append(Probe(identity, action, target, verdict, why))
+            for action in ("get", "put", "delete"):
+                if action not in {a for a, _read in sent}:  # none is aimed at a missing object
+                    task.probes.append(
+                        Probe(identity, action, target, Verdict.UNPROVEN, NO_TEST_OBJECT)
+                    )
+            ms = max((r[2] for _action, r in sent), default=0)
+            if who == HOST:
+                steps[key] = step_of(key, [task], ms=ms)
+            tasks.append(task)
+        if who != HOST and tasks:
+            ms = max(
+                (r[2] for t in tasks for _a, r in answered.get((who, t.target.name), [])), default=0
+            )
+            steps[(who, ISOLATION)] = step_of((who, ISOLATION), tasks, ms=ms)
+    return steps
+
+
 def _assemble(
     targets: Targets,
     checked: list[str],
@@ -471,38 +565,40 @@ def _assemble(
     explain_assume: ExplainAssume,
     source: str,
     unfinished: dict[str, Step] | None = None,
-    plan: Mapping[str, Sequence[str]] | None = None,
+    probes: dict[tuple[str, str], Step] | None = None,
 ) -> Report:
-    """The report from every command's parsed output. `unfinished`: a step for each service
-    whose commands were never sent or never answered (the deadline, a failed cleanup)."""
-    steps: dict[str, list[Step]] = {name: [] for name in checked}
-    proofs: dict[str, Proof] = {}
+    """The report from every command's parsed output and the probe steps. `unfinished`: a
+    step for each service whose commands were never sent or never answered (the deadline, a
+    failed cleanup)."""
+    found: dict[str, list[HostStep]] = {name: [] for name in checked}
+    garbled: dict[str, list[Step]] = {name: [] for name in checked}
     incomplete: dict[str, Step] = {}
     for output in outputs:
-        for name, found in output.checks.items():
-            steps.setdefault(name, []).extend(
-                _explain(s, targets.services[name], source, explain_assume) for s in found
-            )
-        for who, proof in output.proofs.items():
-            if who in proofs:  # sent in two commands: neither line may hide the other's leak
-                steps[checked[0] if who == "host" else who].append(
-                    Step("report", False, 0, f"garbled host output: two PROOF lines for {who}")
-                )
-            proofs[who] = proof
+        for name, host_steps in output.checks.items():
+            found.setdefault(name, []).extend(host_steps)
         for owner, lines in output.problems.items():
-            for name in checked if owner == "*" else [owner] if owner in steps else checked:
-                steps[name].append(Step("report", False, 0, "garbled host output: " + lines[0]))
-    for output in outputs:
+            for name in [owner] if owner in found else checked:
+                garbled[name].append(Step("report", False, 0, "garbled host output: " + lines[0]))
         for name in output.expected - output.ended:
-            for service in checked if name == "host" else [name]:
-                incomplete[service] = _incomplete(name, output.cut, output.deadline)
+            incomplete[name] = _incomplete(name, output.cut, output.deadline)
+    failed_cleanup: dict[str, Step] = {}
     for name, step in (unfinished or {}).items():
         if step.name == "delete":
-            steps[name] = [s for s in steps[name] if s.name != "delete"] + [step]
+            failed_cleanup[name] = step
         else:
             incomplete.setdefault(name, step)
+    results: dict[str, ServiceResult] = {}
     for name in checked:
-        if name not in incomplete and (missing := _missing_steps(steps[name])):
+        target = targets.services[name]
+        own = [
+            _explain(s, target, source, explain_assume)
+            for s in found[name]
+            if not (name in failed_cleanup and s.name == "delete")
+        ]
+        if name in failed_cleanup:
+            own.append(failed_cleanup[name])
+        missing = _missing_steps(own)
+        if name not in incomplete and missing:
             incomplete[name] = Step(
                 "report complete",
                 False,
@@ -510,61 +606,17 @@ def _assemble(
                 f"the host's report for {name} lacks its {', '.join(missing)} step: "
                 "not proven, so not passed",
             )
-    results: dict[str, ServiceResult] = {}
-    host_look = host_policies(targets.host_role_arn)
-    with_object = {n for n in checked if any(s.name == "put" and s.ok for s in steps[n])}
-    for name in checked:
-        target = targets.services[name]
-        every = [o for o in checked if o != name]
-        probed = list(plan[name]) if plan and name in plan else every
-        others = [targets.services[o] for o in probed]
-        direct = _proof_step(
-            DIRECT,
-            "the host role",
-            _only(proofs.get("host"), name, len(checked)),
-            [target],
-            host_look,
-            with_object,
-        )
-        ordered = [direct, *[s for s in steps[name] if s.name != "delete"]]
-        if others and any(s.name == "assume role" and s.ok for s in steps[name]):
-            ordered.append(
-                _proof_step(
-                    ISOLATION,
-                    f"{name}'s role",
-                    proofs.get(name),
-                    others,
-                    service_policies(target),
-                    with_object,
-                    sampled=len(probed) < len(every),
-                )
-            )
-        if name in with_object:  # nothing of the check's own to delete otherwise
-            ordered += [s for s in steps[name] if s.name == "delete"]
+        with_object = any(s.name == "put" and s.ok for s in own)
+        ordered = [probes[(name, DIRECT)]] if probes and (name, DIRECT) in probes else []
+        ordered += [s for s in own if s.name != "delete"] + garbled[name]
+        if probes and (name, ISOLATION) in probes:
+            ordered.append(probes[(name, ISOLATION)])
+        if with_object:  # nothing of the check's own to delete otherwise
+            ordered += [s for s in own if s.name == "delete"]
         if name in incomplete:
             ordered.append(incomplete[name])
         results[name] = ServiceResult(ordered)
     return Report(source=source, services=results)
-
-
-def _only(proof: Proof | None, name: str, buckets: int) -> Proof | None:
-    """The host's proof narrowed to one bucket. Its line covers every checked bucket, and
-    says how many it probed: fewer than all proves nothing for any of them."""
-    if proof is None:
-        return None
-    pairs = 1 if proof.pairs == buckets else 0
-    return Proof(pairs, proof.ms, [f for f in proof.findings if f.service == name], proof.more)
-
-
-def probe_plan(checked: Sequence[str], sample: int | None) -> dict[str, list[str]]:
-    """Identity -> the services whose buckets it probes: the host every one, each service
-    role every other (or `sample` of them in rotation, as the local check does)."""
-    order = list(checked)
-    plan = {"host": order}
-    for index, name in enumerate(order):
-        count = len(order) - 1 if sample is None else min(sample, len(order) - 1)
-        plan[name] = [order[(index + step) % len(order)] for step in range(1, count + 1)]
-    return plan
 
 
 def run_via_ssm(
@@ -577,8 +629,9 @@ def run_via_ssm(
     register_seconds: float = 600.0,
     sample: int | None = None,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Report:
-    """Prepare, probe and clean up on the host, each phase a command per batch of services.
+    """Prepare, probe and clean up on the host, each phase a command per batch.
 
     Prepare and probe commands are sent only while the deadline allows; cleanup always runs.
     """
@@ -596,27 +649,27 @@ def run_via_ssm(
     runner = command(ssm)
     phases = _Phases(runner, targets, checked, options, clock)
     sizes = batch_sizes(list(targets.services))
-    plan = probe_plan(checked, sample)
     prepared: list[str] = []
+    pairs: dict[str, list[str]] = {}
+    numbered: list[tuple[int, Request]] = []
     try:
         if targets.profiles_association_id:
             runner.await_association(
                 targets.profiles_association_id, str(targets.host_instance_id), wait_seconds
             )
-        for batch in _batches(checked, sizes["prepare"]):
-            prepared += batch  # before it is sent: an error midway still cleans it up
-            phases.run("prepare", batch, [])
-        assumed = [
-            n
-            for n in checked
-            if any(
-                s.name == "assume role" and s.ok
-                for o in phases.outputs
-                for s in o.checks.get(n, [])
-            )
-        ]
-        for batch in _batches(["host", *assumed], sizes["probe"]):
-            phases.run("probe", batch, {who: plan[who] for who in batch})
+        prepared += checked  # before anything is sent: an error midway still cleans up
+        phases.prepare(checked, sizes["prepare"], sleep)
+        own = {n: s for o in phases.outputs for n, s in o.checks.items()}
+        assumed = {n for n, s in own.items() if any(x.name == "assume role" and x.ok for x in s)}
+        with_object = {n for n, s in own.items() if any(x.name == "put" and x.ok for x in s)}
+        pairs = {
+            who: owners
+            for who, owners in shared_pairs(checked, sample).items()
+            if owners and (who == HOST or who in assumed)
+        }
+        numbered = list(enumerate(requests_of(pairs, with_object)))
+        for batch in _batches(numbered, probes_per_command(targets, len(numbered))):
+            phases.run("probe", requests=batch)
     except NoCredentialsError:
         raise UsageError(
             "no usable AWS credentials to send the SSM command: set AWS_PROFILE or AWS_*"
@@ -634,6 +687,7 @@ def run_via_ssm(
     def explain_assume(source: str, target: ServiceTarget, message: str) -> str:
         return explain_assume_denied(iam, source, target, message)
 
+    read = read_answers(numbered, phases.outputs, phases.unanswered)
     return _assemble(
         targets,
         checked,
@@ -641,5 +695,5 @@ def run_via_ssm(
         explain_assume,
         phases.source,
         phases.unfinished,
-        {who: plan[who] for who in plan},
+        _probe_steps(targets, pairs, numbered, read),
     )

@@ -17,9 +17,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from checks.explain import DENIED, error_code
+from checks.explain import error_code
 from checks.isolation import DIRECT
-from checks.probes import NO_SUCH_ETAG, PROOF_OF_ACCESS, Verdict
+from checks.plan import Verdict, judge
+from checks.probes import NO_SUCH_ETAG
 from checks.report import Report
 from checks.runner import RESERVED_PREFIX, Checker
 from checks.stack_outputs import Targets
@@ -68,11 +69,10 @@ def _allowed(call: Any, **kwargs: Any) -> bool:
     try:
         call(**kwargs)
     except ClientError as err:
-        if error_code(err) in DENIED:
-            return False
-        if error_code(err) in PROOF_OF_ACCESS:
-            return True
-        raise
+        verdict, _ = judge(error_code(err))
+        if verdict is Verdict.UNPROVEN:
+            raise
+        return verdict is Verdict.ALLOWED
     return True
 
 

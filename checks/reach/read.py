@@ -14,7 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checks.explain import DENIED, describe, error_code
+from checks.explain import describe, error_code
+from checks.plan import DENIED
 from checks.reach.documents import Account, Statement, account_from_details, statements
 from checks.reach.keys import KeyDocuments, KeyGrant
 from checks.work import Deadline, WorkPool, reraise, wait_until

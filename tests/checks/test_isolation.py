@@ -168,7 +168,9 @@ def _session_of(world: World, service: str) -> Any:
 def test_put_and_delete_probes_change_nothing_even_when_allowed(aws: None) -> None:
     """A leaking identity's put and delete probes are answered 412 and leave the owner's test
     object exactly as it was: the proof costs no data."""
-    from checks.probes import RESERVED_PREFIX, TestObject, Verdict, probe
+    from checks.contract import RESERVED_PREFIX
+    from checks.plan import Verdict
+    from checks.probes import TestObject, probe
     from checks.stack_outputs import parse_outputs
 
     grant = statement(

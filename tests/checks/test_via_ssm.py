@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,13 +29,16 @@ from support.check_world import (
     bucket_of,
     build,
     objects,
+    shared_targets,
 )
 
 from checks.host_report import HostError, parse_host_output
+from checks.isolation import DIRECT
+from checks.plan import HOST, requests_of, shared_pairs
 from checks.probes import RESERVED_PREFIX
-from checks.stack_outputs import parse_outputs
-from checks.via_ssm import SsmCommand, render_script, run_via_ssm
-from checks.via_ssm import _assemble as assemble
+from checks.stack_outputs import Targets, parse_outputs
+from checks.via_ssm import SsmCommand, read_answers, render_script, run_via_ssm
+from checks.via_ssm import _probe_steps as probe_steps
 from infra import policies
 from infra.aws_config import render_aws_config
 from rehearsal.moto_rules import aws_iam_rules
@@ -124,11 +128,19 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
 
     The command is sent through moto's SSM while the instance is not yet registered, polled
     while InProgress, run for real by bash + aws CLI, and parsed; the operator's IAM read
-    access turns service-b's denial into a precise diagnosis.
+    access turns service-b's denial into a precise diagnosis. The buckets are versioned and
+    service-a's role is a stack's from before the s3:DeleteObjectVersion grant: the run still
+    passes, and the delete step says what stays behind for the lifecycle rule.
     """
+    from moto.iam.models import iam_backends
     from moto.ssm import models as ssm_models
 
-    world = build(Wiring(services=("service-a", "service-b"), host_may_assume=("service-a",)))
+    wiring = Wiring(services=("service-a", "service-b"), host_may_assume=("service-a",))
+    world = build(replace(wiring, versioned=True))
+    older = policies.bucket_access_policy(f"arn:aws:s3:::{bucket_of('service-a')}")
+    iam_backends[ACCOUNT]["global"].put_role_policy(
+        "service-a-role-0a1b2c3", "bucket-access", json.dumps(older)
+    )
     agent = HostAgent(server, world.environment(), write_profiles(tmp_path, world.outputs))
     operator = operator_session()
     backend = ssm_models.ssm_backends[ACCOUNT][REGION]
@@ -192,6 +204,10 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
     assert not direct.ok and "no test object to aim at" in direct.detail, "b wrote no object"
     assert not assume.ok
     assert "Cause: identity side" in assume.detail, assume.detail
+    delete = next(s for s in service_a.steps if s.name == "delete")
+    assert "remain for the bucket's lifecycle rule" in delete.detail, delete.detail
+    assert "s3:DeleteObjectVersion" in delete.detail
+    assert len(_check_versions_left(bucket_of("service-a"))) == 2
     for out in world.outputs["services"].values():
         assert objects(out["bucketName"]) == {USER_KEY: USER_BODY}, out["bucketName"]
 
@@ -250,12 +266,14 @@ A_DELETES_B = {
 def test_the_host_side_proves_object_level_isolation(server: str, tmp_path: Path) -> None:
     """The same object-level proof as the local check, made by the aws CLI on the host, with
     no ListBucket in the leaking grant; user objects untouched, nothing left behind, no key
-    in the output."""
+    in the output. The buckets are versioned: the host's cleanup deletes the put's version
+    and the delete marker by id, so nothing is left under the check's prefix."""
     host_reads_b = {**HOST_READS_ALL, "Resource": "arn:aws:s3:::service-b-bucket-0a1b2c3/*"}
     wiring = Wiring(
         services=("service-a", "service-b"),
         host_extra=[host_reads_b],
         service_extra={"service-a": [A_DELETES_B]},
+        versioned=True,
     )
     world = build(wiring)
     report, runner = via_ssm(server, world, tmp_path)
@@ -268,8 +286,11 @@ def test_the_host_side_proves_object_level_isolation(server: str, tmp_path: Path
     assert found == failing, [s.detail for r in report.services.values() for s in r.steps]
     modes = [s.split("MODE=", 1)[1].split("\n", 1)[0] for s in runner.scripts]
     assert modes == ["prepare", "probe", "cleanup"]
-    for out in world.outputs["services"].values():
+    for name, out in world.outputs["services"].items():
         assert objects(out["bucketName"]) == {USER_KEY: USER_BODY}, out["bucketName"]
+        delete = next(s for s in report.services[name].steps if s.name == "delete")
+        assert "and its 2 versions (the object's and its delete marker)" in delete.detail
+        assert _check_versions_left(bucket_of(name)) == []
     text = "".join(r.stdout + r.stderr for r in runner.results)
     for secret in (world.credentials["SecretAccessKey"], world.credentials["SessionToken"]):
         assert secret not in text
@@ -295,7 +316,7 @@ def test_the_script_stops_at_its_own_deadline_and_cleans_up(server: str, tmp_pat
     (bin_dir / "aws").chmod(0o755)
     shm = memory_dir(tmp_path)
     targets = parse_outputs(world.outputs, "test")
-    script = render_script(targets, "prepare", ["service-a"], [], "run1", 0, SECONDS).replace(
+    script = render_script(targets, "prepare", ["service-a"], "run1", 0, SECONDS).replace(
         'for dir in /dev/shm "/run/user/$(id -u)" /run; do', f"for dir in {shm}; do"
     )
     agent.path = f"{bin_dir}{os.pathsep}{agent.path}"
@@ -306,121 +327,26 @@ def test_the_script_stops_at_its_own_deadline_and_cleans_up(server: str, tmp_pat
     # The deadline counts from the script's start (the agent's executionTimeout does too):
     # SECONDS, then at most 25 s of cleanup, however long the body would have run.
     assert elapsed < SECONDS + 25, f"the script ran {elapsed:.0f}s past its {SECONDS} s deadline"
-    assert f"DEADLINE\t{SECONDS}" in done.stdout and done.returncode == 1, done.stdout + done.stderr
-    assert "\tput\t1\t" in done.stdout, "the put ran before the deadline"
+    assert f"DEADLINE\t{SECONDS}" in done.stdout, done.stdout + done.stderr
+    assert "\tput\tOK\t" in done.stdout, "the put ran before the deadline"
     assert list(shm.iterdir()) == [], "the work directory and the CLI cache must be gone"
     assert objects(targets.services["service-a"].bucket_name) == {USER_KEY: USER_BODY}
-    output = parse_host_output(done.stdout, {"service-a"}, {"service-a", "host"}, {"service-a"})
+    output = parse_host_output(done.stdout, {"service-a"}, {"service-a"})
     assert output.deadline == str(SECONDS) and "service-a" not in output.ended
 
 
-TARGETS = parse_outputs(
-    {
-        "topology": "shared",
-        "region": REGION,
-        "hostRoleArn": f"arn:aws:iam::{ACCOUNT}:role/host",
-        "hostInstanceId": INSTANCE_ID,
-        "services": {
-            name: {
-                "bucketName": f"{name}-bucket",
-                "bucketArn": f"arn:aws:s3:::{name}-bucket",
-                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
-            }
-            for name in ("a", "b")
-        },
-    },
-    "test",
-)
-
-
+TARGETS = shared_targets(("a", "b"))
 KNOWN = {"a", "b"}
 SOURCE = "SOURCE\tarn:aws:sts::123456789012:assumed-role/host/i-1"
-
-
-def test_parse_output_reads_each_kind_of_line() -> None:
-    lines = [
-        SOURCE,
-        "CHECK\ta\tassume role\t0\t7\tAn error occurred (AccessDenied) when calling AssumeRole",
-        "PROOF\thost\t2\t40\tb:get:allowed\ta:put:unproven:SlowDown",
-        "END\ta",
-        "END\thost",
-    ]
-    out = parse_host_output("\n".join(lines), KNOWN, KNOWN | {"host"}, {"a", "host"})
-    assert out.checks["a"][0].name == "assume role" and not out.checks["a"][0].ok
-    proof = out.proofs["host"]
-    assert (proof.pairs, proof.ms) == (2, 40)
-    assert [(f.service, f.action, f.verdict, f.code) for f in proof.findings] == [
-        ("b", "get", "allowed", ""),
-        ("a", "put", "unproven", "SlowDown"),
-    ]
-    assert out.ended == {"a", "host"} and out.problems == {}
-
-
-HOSTILE = [
-    ("CHECK\ta\tlist\t1\tfast\tlisted", "a", "ms a whole number"),
-    ("CHECK\ta\tlist\tyes\t3\tlisted", "a", "result must be 0 or 1"),
-    ("CHECK\ta\tlist\t1", "a", "needs 5 fields"),
-    ("CHECK\tzz\tlist\t1\t3\tx", "*", "unknown service"),
-    ("PROOF\thost\tmany\t3", "host", "whole numbers"),
-    ("PROOF\thost\t1\t3\tb:get:maybe", "host", "unknown verdict"),
-    ("PROOF\thost\t1\t3\tb;rm -rf /", "host", "unreadable finding"),
-    ("\x1b[31mCHECK\ta\tlist\t1\t3\tx", "a", "not a line of the check's protocol"),
-]
-
-
-@pytest.mark.parametrize(("line", "owner", "problem"), HOSTILE)
-def test_hostile_and_garbled_lines_fail_without_a_traceback(
-    line: str, owner: str, problem: str
-) -> None:
-    """A garbled line is a finding about the report, never a crash and never a pass."""
-    stdout = f"{SOURCE}\n{line}\nEND\ta\n"
-    out = parse_host_output(stdout, KNOWN, KNOWN | {"host"}, {"a", "host"})
-    assert problem in out.problems[owner][0], out.problems
-
-
-def test_a_garbled_line_fails_the_service_in_the_report() -> None:
-    lines = [SOURCE, "CHECK\ta\tassume role\t1\t5\tok", "CHECK\ta\tlist\t1\tNaN\tok", "END\ta"]
-    out = parse_host_output("\n".join(lines), KNOWN, KNOWN | {"host"}, {"a"})
-    report = assemble(TARGETS, ["a"], [out], lambda *_: "", out.source)
-    assert "report" in [s.name for s in report.services["a"].steps if not s.ok]
-    assert not report.ok
-
-
-@pytest.mark.parametrize("cut", [False, True])
-def test_a_service_whose_report_ended_early_fails(cut: bool) -> None:
-    """Steps that never arrived must not read as a pass: SSM keeps only 24,000 characters."""
-    lines = [
-        SOURCE,
-        "CHECK\ta\tassume role\t1\t5\tassumed",
-        "END\ta",
-        "CHECK\tb\tassume role\t1\t5\tassumed",
-    ]
-    stdout = "\n".join(lines) + ("\n" + "x" * 24_000 if cut else "")
-    out = parse_host_output(stdout, KNOWN, KNOWN | {"host"}, {"a", "b"})
-    report = assemble(TARGETS, ["a", "b"], [out], lambda *_: "", out.source)
-    last = report.services["b"].steps[-1]
-    assert last.name == "report complete" and not last.ok and not report.ok
-    assert ("24,000 characters" in last.detail) is cut, last.detail
-
-
-def test_an_end_without_every_expected_step_fails() -> None:
-    """END arrived, but the host's proof line never did: not a pass."""
-    steps = ("assume role", "list", "put", "get")
-    lines = [SOURCE, *(f"CHECK\ta\t{s}\t1\t5\tok" for s in steps), "END\ta", "END\thost"]
-    out = parse_host_output("\n".join(lines), KNOWN, KNOWN | {"host"}, {"a", "host"})
-    report = assemble(TARGETS, ["a"], [out], lambda *_: "", out.source)
-    direct = report.services["a"].steps[0]
-    assert direct.name == "direct access denied" and not direct.ok
-    assert "incomplete" in direct.detail and not report.ok
 
 
 def test_script_stops_with_one_line_when_the_profiles_are_missing(tmp_path: Path) -> None:
     """Right after `pulumi up` the association may not have written the profiles yet: say so."""
     agent = HostAgent("http://127.0.0.1:9", {}, tmp_path / "missing-config")
-    done = agent.run(render_script(TARGETS, "prepare", ["a"], [], "r", 0, 60))
+    done = agent.run(render_script(TARGETS, "prepare", ["a"], "r", 0, 60))
     assert done.returncode == 2
     with pytest.raises(HostError, match=r"no profiles file at .*missing-config"):
-        parse_host_output(done.stdout, KNOWN, KNOWN, {"a"})
+        parse_host_output(done.stdout, KNOWN, {"a"})
 
 
 def test_script_waits_for_the_stacks_current_profiles(tmp_path: Path) -> None:
@@ -429,10 +355,10 @@ def test_script_waits_for_the_stacks_current_profiles(tmp_path: Path) -> None:
     stale.write_text("[default]\nregion = us-east-1\n")
     agent = HostAgent("http://127.0.0.1:9", {}, stale)
     targets = replace(TARGETS, profiles_sha256="0" * 64)
-    done = agent.run(render_script(targets, "prepare", ["a"], [], "r", 0, 60))
+    done = agent.run(render_script(targets, "prepare", ["a"], "r", 0, 60))
     assert done.returncode == 2
     with pytest.raises(HostError, match="not the stack's current profiles file"):
-        parse_host_output(done.stdout, KNOWN, KNOWN, {"a"})
+        parse_host_output(done.stdout, KNOWN, {"a"})
 
 
 def test_ssm_errors_are_one_clear_line(
@@ -456,26 +382,18 @@ def test_ssm_errors_are_one_clear_line(
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize(
-    ("stdout", "message"),
-    [
-        ("ERROR\tthe host has no usable credentials: nope", "no usable credentials"),
-        ("", "printed no check result"),
-    ],
-)
-def test_host_side_errors_are_one_clear_message(stdout: str, message: str) -> None:
-    """If the script could not run, say why instead of reporting an empty success."""
-    with pytest.raises(HostError, match=message):
-        parse_host_output(stdout, KNOWN, KNOWN, {"a"})
-
-
 def test_script_quotes_every_value() -> None:
-    """Names reach bash as data, never as code."""
-    script = render_script(TARGETS, "probe", ["host", "b"], ["a", "b"], "r1", 12.7, 90)
-    assert "SERVICES=(a b)" in script and "BATCH=(h 1)" in script
-    assert "declare -A PROBES=([h]='0 1' [1]='0 1')" in script
+    """Names reach bash as data, never as code; deletes wait for every other request."""
+    requests = list(enumerate(requests_of({HOST: ["a", "b"], "b": ["a"]}, {"a", "b"})))
+    script = render_script(TARGETS, "probe", [], "r1", 12.7, 90, requests)
+    assert "SERVICES=(a b)" in script and "BATCH=()" in script
+    plan = script.split("REQUESTS='", 1)[1].split("'", 1)[0].splitlines()
+    assert plan[:3] == ["0 h 0 list", "1 h 0 get", "2 h 0 put"]
+    assert plan[9:] == ["wait", "9 h 0 delete", "10 h 1 delete", "11 1 0 delete"], plan
+    assert [r[0] for r in planned(script)] == [str(n) for n in range(12)]
     assert "WAIT_SECONDS=12" in script and f"ACCOUNT={ACCOUNT}" in script
     assert "SCRIPT_SECONDS=90" in script and "MODE=probe" in script
+    assert "STOP_AT_FAILURE=0" in script
     result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert result.returncode == 0, result.stderr
 
@@ -483,73 +401,14 @@ def test_script_quotes_every_value() -> None:
 def healthy_lines(name: str, *, delete: bool = True) -> list[str]:
     """What a healthy prepare and cleanup print for one service."""
     steps = ["assume role", "list", "put", "get", *(["delete"] if delete else [])]
-    return [f"CHECK\t{name}\t{step}\t1\t5\tok" for step in steps]
+    return [f"CHECK\t{name}\t{step}\tOK\t5\tok" for step in steps]
 
 
-def proof_lines(pairs_of_host: int) -> list[str]:
-    return [f"PROOF\thost\t{pairs_of_host}\t9", "PROOF\ta\t1\t9", "PROOF\tb\t1\t9"]
-
-
-def assembled(lines: list[str], expected: set[str], checked: list[str]) -> Any:
-    out = parse_host_output("\n".join([SOURCE, *lines]), set(checked), KNOWN | {"host"}, expected)
-    return assemble(TARGETS, checked, [out], lambda *_: "", out.source)
-
-
-def test_a_healthy_report_passes_so_the_negatives_below_mean_something() -> None:
-    lines = [*healthy_lines("a"), *healthy_lines("b"), *proof_lines(2)]
-    ends = ["END\ta", "END\tb", "END\thost"]
-    report = assembled(lines + ends, {"a", "b", "host"}, ["a", "b"])
-    assert report.ok, [s.detail for r in report.services.values() for s in r.steps if not s.ok]
-
-
-@pytest.mark.parametrize("dropped", ["get", "delete", "list"])
-def test_an_end_without_a_step_the_service_owes_fails(dropped: str) -> None:
-    """A host that ENDs a service without its get (or whose cleanup printed no delete)
-    must not pass on the steps it did report."""
-    lines = [*healthy_lines("a"), *healthy_lines("b"), *proof_lines(2)]
-    lines.remove(f"CHECK\ta\t{dropped}\t1\t5\tok")
-    report = assembled([*lines, "END\ta", "END\tb", "END\thost"], {"a", "b", "host"}, ["a", "b"])
-    failed = [s for s in report.services["a"].steps if not s.ok]
-    assert [s.name for s in failed] == ["report complete"], failed
-    assert f"lacks its {dropped} step" in failed[0].detail
-    assert report.services["b"].ok
-
-
-def test_a_check_line_for_a_service_not_sent_is_a_finding_not_a_traceback() -> None:
-    """With --service a, the host printing about b (or any service it was not sent for)
-    fails the run with a `report` step; it used to raise KeyError."""
-    lines = [*healthy_lines("a"), "CHECK\tb\tlist\t1\t5\tok", "PROOF\thost\t1\t9"]
-    report = assembled([*lines, "END\ta", "END\thost"], {"a", "host"}, ["a"])
-    steps = report.services["a"].steps
-    assert any(s.name == "report" and "'b'" in s.detail for s in steps), steps
-    assert not report.ok
-
-
-def test_a_host_proof_of_fewer_buckets_than_checked_proves_none() -> None:
-    """`PROOF host 0` (or 1 of 2) has no findings, yet proves nothing: each direct-access
-    step fails as incomplete instead of passing."""
-    lines = [*healthy_lines("a"), *healthy_lines("b"), *proof_lines(1)]
-    report = assembled([*lines, "END\ta", "END\tb", "END\thost"], {"a", "b", "host"}, ["a", "b"])
-    for name in ("a", "b"):
-        direct = report.services[name].steps[0]
-        assert direct.name == "direct access denied" and not direct.ok, direct
-        assert "incomplete" in direct.detail
-
-
-def test_a_second_proof_line_cannot_erase_a_leak() -> None:
-    """The first PROOF line shows the host reading b; a second, clean one must not win."""
-    lines = [
-        *healthy_lines("a"),
-        *healthy_lines("b"),
-        "PROOF\thost\t2\t9\tb:get:allowed",
-        "PROOF\thost\t2\t9",
-        "PROOF\ta\t1\t9",
-        "PROOF\tb\t1\t9",
-    ]
-    report = assembled([*lines, "END\ta", "END\tb", "END\thost"], {"a", "b", "host"}, ["a", "b"])
-    direct = report.services["b"].steps[0]
-    assert not direct.ok and "s3:GetObject" in direct.detail, direct.detail
-    assert not report.ok
+def planned(script: str) -> list[list[str]]:
+    """A rendered probe script's requests: [number, who, owner, action] each."""
+    match = re.search(r"\nREQUESTS='([^']*)'\n", script)
+    assert match, "no REQUESTS in the script"
+    return [line.split() for line in match[1].splitlines() if line != "wait"]
 
 
 class ScriptedRunner:
@@ -585,29 +444,32 @@ class ScriptedRunner:
         script = self.scripts[int(command_id)]
         mode = script.split("MODE=", 1)[1].split("\n", 1)[0]
         batch = script.split("BATCH=(", 1)[1].split(")", 1)[0].split()
-        names = ["a", "b"]
+        names = script.split("SERVICES=(", 1)[1].split(")", 1)[0].split()
         lines = [SOURCE]
+        if mode == "probe":
+            lines += [f"ANSWER\t{request[0]}\tAccessDenied\t9" for request in planned(script)]
         for item in batch:
-            name = "host" if item == "h" else names[int(item)]
+            name = names[int(item)]
             if mode == "prepare":
                 lines += healthy_lines(name, delete=False)
-            elif mode == "cleanup":
-                lines.append(f"CHECK\t{name}\tdelete\t1\t5\tdeleted")
             else:
-                lines.append(f"PROOF\t{name}\t{2 if name == 'host' else 1}\t9")
+                lines.append(f"CHECK\t{name}\tdelete\tOK\t5\tdeleted")
             lines.append(f"END\t{name}")
         return {"Status": "Success", "StandardOutputContent": "\n".join(lines)}
 
 
-def scripted(runner: ScriptedRunner, deadline: float) -> Any:
+def scripted(
+    runner: ScriptedRunner, deadline: float, targets: Targets = TARGETS, **kwargs: Any
+) -> Any:
     return run_via_ssm(
         boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"),
-        TARGETS,
+        targets,
         [],
-        wait_seconds=0,
+        wait_seconds=kwargs.pop("wait_seconds", 0),
         deadline_seconds=deadline,
         command=lambda _ssm: runner,  # type: ignore[arg-type,return-value]
         clock=runner.clock,
+        **kwargs,
     )
 
 
@@ -639,32 +501,86 @@ def test_a_failed_cleanup_fails_each_service_it_left_behind() -> None:
 
 
 def test_sampled_probes_are_planned_per_identity_and_said_so() -> None:
-    """--sample 1 over three services: each role probes one other bucket, the host all."""
-    from checks.via_ssm import probe_plan
-
-    plan = probe_plan(["a", "b", "c"], 1)
-    assert plan == {"host": ["a", "b", "c"], "a": ["b"], "b": ["c"], "c": ["a"]}
-    script = render_script(
-        TARGETS, "probe", ["host", "a"], {"host": ["a", "b"], "a": ["b"]}, "r", 0, 60
+    """--sample 1 over three services: each role probes one other bucket, the host all; the
+    isolation step says it covered a sample."""
+    three = replace(
+        TARGETS, services={**TARGETS.services, "c": replace(TARGETS.services["a"], name="c")}
     )
-    assert "declare -A PROBES=([h]='0 1' [0]=1)" in script
+    runner = ScriptedRunner(seconds=5)
+    report = scripted(runner, deadline=300, targets=three, sample=1)
+    (probe,) = [script for script in runner.scripts if "MODE=probe" in script]
+    pairs = sorted({(who, owner) for _n, who, owner, _action in planned(probe)})
+    assert pairs == [("0", "1"), ("1", "2"), ("2", "0"), ("h", "0"), ("h", "1"), ("h", "2")]
+    assert report.ok, report.as_json()
+    isolation = next(s for s in report.services["a"].steps if s.name == "isolation")
+    assert "(a sample of 1 bucket, in rotation)" in isolation.detail, isolation.detail
+
+
+def test_a_prepare_that_iam_propagation_denies_is_sent_again_until_wait_is_over() -> None:
+    """The host's assume answered AccessDenied (a new role): the sender, not the script,
+    retries. It sends the prepare again, asking the host to stop at a failed assume or list,
+    until --wait is over; the last try goes on past a failed list, as the local check does."""
+
+    class Propagating(ScriptedRunner):
+        def wait(self, command_id: str, instance: str, timeout: float) -> dict[str, Any]:
+            script = self.scripts[int(command_id)]
+            answer = super().wait(command_id, instance, timeout)
+            if "MODE=prepare" in script and self.now < 25:  # IAM has not caught up yet
+                lines = str(answer["StandardOutputContent"]).splitlines()
+                lines = [line for line in lines if not re.match(r"(CHECK|END)\ta(\t|$)", line)]
+                lines += ["CHECK\ta\tassume role\tAccessDenied\t5\tnot yet", "END\ta"]
+                answer["StandardOutputContent"] = "\n".join(lines)
+            return answer
+
+    runner = Propagating(seconds=5)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        runner.now += seconds
+
+    report = scripted(runner, deadline=300, wait_seconds=60, sleep=sleep)
+    prepares = [s for s in runner.scripts if "MODE=prepare" in s]
+    assert len(prepares) == 4 and all("STOP_AT_FAILURE=1" in s for s in prepares), slept
+    assert slept == [1.0, 2.0, 4.0], "backoff between the tries"
+    assert report.ok, report.as_json()
+    stopped = Propagating(seconds=5)
+    stopped.now = -1000.0  # never catches up within --wait 10: the last try is told to go on
+    failed = scripted(stopped, deadline=300, wait_seconds=10, sleep=lambda s: None)
+    prepares = [s for s in stopped.scripts if "MODE=prepare" in s]
+    assert "STOP_AT_FAILURE=0" in prepares[-1] and len(prepares) >= 2
+    assume = next(s for s in failed.services["a"].steps if s.name == "assume role")
+    assert not assume.ok and "not yet" in assume.detail
 
 
 def test_batches_keep_the_worst_case_output_within_ssms_limit() -> None:
     """300 services with 32-character names: every phase's worst-case command output (every
-    detail at its longest, every finding listed) stays under 24,000 characters."""
-    from checks.via_ssm import OUTPUT_BUDGET, batch_sizes
+    detail and code at its longest) stays under 24,000 characters."""
+    from checks.via_ssm import OUTPUT_BUDGET, SCRIPT_LIMIT, batch_sizes, probes_per_command
 
     names = [f"s{i:03d}-" + "x" * 27 for i in range(300)]
-    sizes = batch_sizes(names)
-    assert sizes["prepare"] >= 1 and sizes["probe"] >= 1 and sizes["cleanup"] >= sizes["prepare"]
+    requests = 4 * 300 * 300
+    sizes = batch_sizes(names, requests)
+    assert sizes["prepare"] >= 1 and sizes["probe"] >= 100
+    assert sizes["cleanup"] >= sizes["prepare"]
     longest = "x" * 32
-    detail = "d" * 300
-    check = f"CHECK\t{longest}\tassume role\t0\t999999999\t{detail}\n"
-    finding = f"\t{longest}:delete:unproven:{'C' * 40}"
-    proof = f"PROOF\t{longest}\t99999\t999999999{finding * 20}\tmore:999999\nEND\t{longest}\n"
+    check = f"CHECK\t{longest}\tassume role\t{'C' * 40}\t999999999\t{'d' * 300}\n"
+    answer = f"ANSWER\t{requests - 1}\t{'C' * 40}\t999999999\n"
     assert sizes["prepare"] * (4 * len(check) + len(longest) + 5) <= OUTPUT_BUDGET
-    assert sizes["probe"] * len(proof) <= OUTPUT_BUDGET
+    assert sizes["probe"] * len(answer) <= OUTPUT_BUDGET
+    # The scripts, every request line at its longest, stay within the cap on parameters.
+    service = TARGETS.services["a"]
+    wide = replace(
+        TARGETS, services={n: replace(service, name=n, bucket_name=n[:63]) for n in names}
+    )
+    plan = list(enumerate(requests_of(shared_pairs(names, None), set(names))))
+    size = probes_per_command(wide, len(plan))
+    assert size >= 300, size
+    last = plan[-size:]
+    assert len(render_script(wide, "probe", [], "r" * 12, 60, 200, last).encode()) <= SCRIPT_LIMIT
+    assert (
+        len(render_script(wide, "prepare", names[: sizes["prepare"]], "r", 60, 200)) <= SCRIPT_LIMIT
+    )
 
 
 class AssociationSsm:
@@ -723,15 +639,15 @@ def test_waiting_for_the_profiles_counts_against_the_scripts_own_deadline(tmp_pa
     agent = HostAgent("http://127.0.0.1:9", {}, stale)
     targets = replace(TARGETS, profiles_sha256="0" * 64)
     start = time.monotonic()
-    done = agent.run(render_script(targets, "prepare", ["a"], [], "r", 60, 6))
+    done = agent.run(render_script(targets, "prepare", ["a"], "r", 60, 6))
     assert time.monotonic() - start < 6, "it waited past its own deadline"
     assert done.returncode == 2 and "not the stack's current profiles file" in done.stdout
 
 
 def test_a_probe_job_that_dies_before_it_writes_is_unproven_not_denied(tmp_path: Path) -> None:
-    """A fork failure or the OOM killer can end a probe job before it writes a line; the
-    sender reads a finding that is not there as a denial, so the host must report every
-    action without a verdict as unproven, and the bucket's step must fail."""
+    """A fork failure or the OOM killer can end a request's job before it writes its answer:
+    the host then prints no ANSWER line for it, and the sender reads that as unproven, never
+    denied, so the bucket's step fails while the other bucket's, all denied, passes."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "aws").write_text(
@@ -739,8 +655,8 @@ def test_a_probe_job_that_dies_before_it_writes_is_unproven_not_denied(tmp_path:
         'case "$*" in *get-caller-identity*) echo arn:aws:sts::1:assumed-role/host/i-1; exit 0;; '
         "esac\n"
         'if [[ "$*" == *"--bucket b-bucket"* ]]; then\n'
-        # the `probe_bucket ... &` job is aws's great-grandparent: kill it before it writes
-        "  gp=$(ps -o ppid= -p $PPID | tr -d ' '); kill -9 $(ps -o ppid= -p $gp | tr -d ' ')\n"
+        # the `answer ... &` job is the parent of aws's parent (the $(...) around the call)
+        "  kill -9 $(ps -o ppid= -p $PPID | tr -d ' ')\n"
         "  exit 1\nfi\n"
         'echo "An error occurred (AccessDenied) when calling the X operation: no" >&2; exit 254\n'
     )
@@ -749,18 +665,17 @@ def test_a_probe_job_that_dies_before_it_writes_is_unproven_not_denied(tmp_path:
     config.write_text("[default]\n")
     agent = HostAgent("http://127.0.0.1:9", {}, config)
     agent.path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    done = agent.run(render_script(TARGETS, "probe", ["host"], ["a", "b"], "r", 0, 60))
-    out = parse_host_output(done.stdout, KNOWN, KNOWN | {"host"}, {"host"})
-    missing = {(f.service, f.action) for f in out.proofs["host"].findings}
-    assert missing == {("b", a) for a in ("list", "get", "put", "delete")}, done.stdout
-    lines = [*healthy_lines("a"), *healthy_lines("b"), "PROOF\ta\t1\t9", "PROOF\tb\t1\t9"]
-    prepared = parse_host_output(
-        "\n".join([SOURCE, *lines, "END\ta", "END\tb"]), KNOWN, KNOWN | {"host"}, {"a", "b"}
-    )
-    report = assemble(TARGETS, ["a", "b"], [prepared, out], lambda *_: "", SOURCE)
-    assert report.services["a"].steps[0].ok, "a's bucket was probed and denied"
-    direct_b = report.services["b"].steps[0]
-    assert not direct_b.ok and "missing" in direct_b.detail, direct_b.detail
+    pairs = {HOST: ["a", "b"]}
+    numbered = list(enumerate(requests_of(pairs, {"a", "b"})))
+    done = agent.run(render_script(TARGETS, "probe", [], "r", 0, 60, numbered))
+    out = parse_host_output(done.stdout, KNOWN, set(), [n for n, _r in numbered])
+    on_a = [n for n, r in numbered if r.owner == "a"]
+    assert sorted(out.answers) == on_a, done.stdout + done.stderr
+    assert {code for code, _ms in out.answers.values()} == {"AccessDenied"}
+    steps = probe_steps(TARGETS, pairs, numbered, read_answers(numbered, [out], {}))
+    assert steps[("a", DIRECT)].ok, steps[("a", DIRECT)].detail
+    direct_b = steps[("b", DIRECT)]
+    assert not direct_b.ok and "the host printed no answer" in direct_b.detail, direct_b.detail
 
 
 def test_time_spent_waiting_for_the_registration_comes_off_the_script() -> None:
@@ -791,7 +706,7 @@ def test_time_spent_waiting_for_the_registration_comes_off_the_script() -> None:
     runner = SsmCommand(Ssm(), sleep=advance, clock=lambda: now[0], progress=io.StringIO())
     options = {"run": "r", "wait": 0, "deadline": 300.0, "register": 600.0}
     phases = _Phases(runner, TARGETS, ["a"], options, lambda: now[0])
-    phases.run("prepare", ["a"], [])
+    phases.run("prepare", ["a"])
     (command,) = sent
     timeout = int(command["Parameters"]["executionTimeout"][0])
     own = int(command["Parameters"]["commands"][0].split("SCRIPT_SECONDS=", 1)[1].split("\n")[0])
@@ -810,7 +725,9 @@ def test_a_signal_during_the_cleanup_still_sends_every_cleanup_batch(
     from checks.signals import Interrupted, interrupts
 
     monkeypatch.setattr(
-        via_ssm, "batch_sizes", lambda _names: {"prepare": 1, "probe": 10, "cleanup": 1}
+        via_ssm,
+        "batch_sizes",
+        lambda _names, _requests=0: {"prepare": 1, "probe": 10, "cleanup": 1},
     )
 
     class SignallingRunner(ScriptedRunner):
@@ -835,33 +752,3 @@ def _check_versions_left(bucket: str) -> list[str]:
         bucket, prefix=RESERVED_PREFIX
     )
     return [v.name for v in [*versions, *markers]]
-
-
-@pytest.mark.parametrize("granted", [True, False], ids=["with-the-grant", "older-stack"])
-def test_the_host_side_removes_the_versions_it_created(
-    server: str, tmp_path: Path, granted: bool
-) -> None:
-    """Versioned buckets: the host's cleanup deletes the put's version and the delete marker
-    by id, so nothing is left under the check's prefix; a role without s3:DeleteObjectVersion
-    (a stack from before the grant) still passes, and the step says what stays behind."""
-    world = build(Wiring(services=("service-a", "service-b"), versioned=True))
-    if not granted:
-        from moto.iam.models import iam_backends
-
-        iam = iam_backends[ACCOUNT]["global"]
-        for name in ("service-a", "service-b"):
-            role = f"{name}-role-0a1b2c3"
-            grant = policies.bucket_access_policy(f"arn:aws:s3:::{bucket_of(name)}")
-            iam.put_role_policy(role, "bucket-access", json.dumps(grant))
-    report, _ = via_ssm(server, world, tmp_path)
-    assert report.ok, report.as_json()
-    for name in ("service-a", "service-b"):
-        delete = next(s for s in report.services[name].steps if s.name == "delete")
-        left = _check_versions_left(bucket_of(name))
-        if granted:
-            assert "and its 2 versions (the object's and its delete marker)" in delete.detail
-            assert left == [], left
-        else:
-            assert "remain for the bucket's lifecycle rule" in delete.detail, delete.detail
-            assert "s3:DeleteObjectVersion" in delete.detail
-            assert len(left) == 2, left

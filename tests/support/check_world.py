@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 
 from checks.reach.read import read_policy
+from checks.stack_outputs import Targets, parse_outputs
 from infra import policies
 
 ACCOUNT = "123456789012"
@@ -213,8 +214,31 @@ def add_auditor(iam: Any, policy: Mapping[str, Any] | None = None) -> None:
 
 
 def objects(bucket: str) -> dict[str, bytes]:
-    """Every object in a bucket with its content (read with IAM enforcement off)."""
-    from moto.s3.models import s3_backends
+    """Every current object in a bucket with its content (read with IAM enforcement off); a
+    key whose latest version is a delete marker holds no object."""
+    from moto.s3.models import FakeDeleteMarker, s3_backends
 
     backend = s3_backends[ACCOUNT]["aws"]
-    return {key: obj.value for key, obj in backend.get_bucket(bucket).keys.items()}
+    keys = backend.get_bucket(bucket).keys.items()
+    return {key: obj.value for key, obj in keys if not isinstance(obj, FakeDeleteMarker)}
+
+
+def shared_targets(names: Sequence[str]) -> Targets:
+    """A shared-topology stack's outputs for `names`, with no world behind them: for the
+    tests that read what a host printed, or plan what it is sent."""
+    services = {
+        name: {
+            "bucketName": f"{name}-bucket",
+            "bucketArn": f"arn:aws:s3:::{name}-bucket",
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-role",
+        }
+        for name in names
+    }
+    outputs = {
+        "topology": "shared",
+        "region": REGION,
+        "hostRoleArn": f"arn:aws:iam::{ACCOUNT}:role/host",
+        "hostInstanceId": INSTANCE_ID,
+        "services": services,
+    }
+    return parse_outputs(outputs, "test")
