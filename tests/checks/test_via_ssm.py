@@ -349,6 +349,41 @@ def test_script_stops_with_one_line_when_the_profiles_are_missing(tmp_path: Path
         parse_host_output(done.stdout, KNOWN, {"a"})
 
 
+def test_the_script_refuses_an_aws_cli_without_conditional_writes(tmp_path: Path) -> None:
+    """The put probe must never overwrite and the delete probe never delete: an aws CLI from
+    before late 2024, whose put-object has no --if-none-match, is refused with one line. The
+    real CLI answers the skeleton calls here, with IfNoneMatch struck from its answer."""
+    bin_dir = tmp_path / "old-bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(
+        f'#!/bin/bash\n"{BIN / "aws"}" "$@" | grep -v IfNoneMatch; exit "${{PIPESTATUS[0]}}"\n'
+    )
+    (bin_dir / "aws").chmod(0o755)
+    config = tmp_path / "config"
+    config.write_text("[default]\n")
+    agent = HostAgent("http://127.0.0.1:9", {}, config)
+    agent.path = f"{bin_dir}{os.pathsep}{agent.path}"
+    done = agent.run(render_script(TARGETS, "prepare", ["a"], "r", 0, 60))
+    assert done.returncode == 2, done.stdout + done.stderr
+    with pytest.raises(HostError, match="no put-object --if-none-match or delete-object"):
+        parse_host_output(done.stdout, KNOWN, {"a"})
+
+
+def test_the_script_refuses_to_keep_credentials_anywhere_but_memory(tmp_path: Path) -> None:
+    """The CLI caches assumed-role keys under $HOME: with no tmpfs to put it on, the script
+    stops before any call rather than write them to a disk."""
+    config = tmp_path / "config"
+    config.write_text("[default]\n")
+    agent = HostAgent("http://127.0.0.1:9", {}, config)
+    script = render_script(TARGETS, "prepare", ["a"], "r", 0, 60).replace(
+        'for dir in /dev/shm "/run/user/$(id -u)" /run; do', f"for dir in {tmp_path}; do"
+    )
+    done = agent.run(script)
+    assert done.returncode == 2 and list(tmp_path.iterdir()) == [config], done.stdout
+    with pytest.raises(HostError, match=r"no writable tmpfs .* for the CLI credential cache"):
+        parse_host_output(done.stdout, KNOWN, {"a"})
+
+
 def test_script_waits_for_the_stacks_current_profiles(tmp_path: Path) -> None:
     """A file from before the last `pulumi up` (another digest) is not what gets checked."""
     stale = tmp_path / "config"
