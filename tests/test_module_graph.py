@@ -1,21 +1,24 @@
 """The code's shape: no import cycles, and a runtime check that needs no dev tooling.
 
 Cycles are found in the static import graph of infra/, checks/, rehearsal/ and policy/, counting
-every
-import: top-level, function-local and under TYPE_CHECKING, since a cycle hidden behind a
+every import: top-level, function-local and under TYPE_CHECKING, since a cycle hidden behind a
 local import is still one. The runtime check (checks/: the emulator and its moto fixtures are
-the dev-only rehearsal/) is imported, and `python -m checks --help` run,
-in a fresh interpreter where pulumi, pulumi_aws, pulumi_policy and moto cannot be imported,
-as on a host or in a venv holding only the check's own requirements.
+the dev-only rehearsal/) is imported, and `python -m checks --help` run, in a venv that holds
+only the check's runtime requirements (boto3, rich, policy-sentry and what they require), as
+on a host: no pulumi, pulumi_aws, pulumi_policy or moto.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
-import sys
-import textwrap
+import venv
+from importlib import metadata
 from pathlib import Path
+
+import pytest
+from packaging.markers import Marker
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("infra", "checks", "rehearsal", "policy")
@@ -100,24 +103,46 @@ def test_no_module_imports_itself_through_others() -> None:
     assert cycles(graph) == []
 
 
-BLOCKER = textwrap.dedent(
-    f"""
-    import importlib.abc, sys
-
-    class Absent(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {ABSENT!r}:
-                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-            return None
-
-    sys.meta_path.insert(0, Absent())
-    """
-)
+RUNTIME = ("boto3", "rich", "policy-sentry")
+"""The check's own requirements (pyproject.toml lists them with pulumi's, for the component)."""
 
 
-def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _required(name: str, seen: set[str]) -> None:
+    """`name` and every distribution it requires, by the markers of this interpreter."""
+    key = re.sub(r"[-_.]+", "-", name).lower()
+    if key in seen:
+        return
+    seen.add(key)
+    for requirement in metadata.requires(name) or []:
+        spec, _, marker = requirement.partition(";")
+        if marker and not Marker(marker).evaluate({"extra": ""}):
+            continue
+        _required(re.split(r"[ <>=!~\[(]", spec.strip(), maxsplit=1)[0], seen)
+
+
+@pytest.fixture(scope="module")
+def runtime_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv whose site-packages holds only the runtime requirements: each distribution's
+    installed files are linked in from this environment (no download, no pip)."""
+    where = tmp_path_factory.mktemp("runtime-venv")
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(where)
+    site = next(where.glob("lib/python*/site-packages"))
+    wanted: set[str] = set()
+    for name in RUNTIME:
+        _required(name, wanted)
+    for name in sorted(wanted):
+        distribution = metadata.distribution(name)
+        tops = {Path(str(f)).parts[0] for f in distribution.files or [] if ".." not in str(f)}
+        for top in tops - {"__pycache__"}:
+            source = Path(str(distribution.locate_file(top)))
+            if source.exists() and not (site / top).exists():
+                (site / top).symlink_to(source)
+    return where / "bin" / "python"
+
+
+def _python(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", BLOCKER + code, *args],
+        [str(python), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -126,23 +151,26 @@ def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_blocker_really_blocks() -> None:
-    result = _python("import pulumi")
-    assert result.returncode == 1 and "No module named 'pulumi'" in result.stderr
+def test_the_runtime_venv_has_the_requirements_and_nothing_of_the_dev_tooling(
+    runtime_python: Path,
+) -> None:
+    """The control: the venv really lacks each dev-only distribution, and has boto3."""
+    for name in ABSENT:
+        result = _python(runtime_python, "-c", f"import {name}")
+        assert result.returncode == 1 and f"No module named '{name}'" in result.stderr, name
+    assert _python(runtime_python, "-c", "import boto3, rich, policy_sentry").returncode == 0
 
 
-def test_the_runtime_check_imports_without_pulumi_or_moto() -> None:
+def test_the_runtime_check_imports_without_pulumi_or_moto(runtime_python: Path) -> None:
     runtime = sorted(n for n in modules() if n.split(".")[0] == "checks")
     assert "checks.reach.proof" in runtime and "checks.via_ssm" in runtime
-    result = _python(f"import importlib\nfor m in {runtime!r}: importlib.import_module(m)")
+    code = f"import importlib\nfor m in {runtime!r}: importlib.import_module(m)"
+    result = _python(runtime_python, "-c", code)
     assert result.returncode == 0, result.stderr
 
 
-def test_python_m_checks_help_runs_without_pulumi_or_moto() -> None:
-    result = _python(
-        "import runpy, sys\nsys.argv = ['checks', '--help']\n"
-        "runpy.run_module('checks', run_name='__main__')"
-    )
+def test_python_m_checks_help_runs_without_pulumi_or_moto(runtime_python: Path) -> None:
+    result = _python(runtime_python, "-m", "checks", "--help")
     assert result.returncode == 0, result.stderr
     assert "--outputs" in result.stdout and "--reach-only" in result.stdout
 
