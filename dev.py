@@ -49,7 +49,7 @@ def _shown(arg: str | Path) -> str:
     return os.path.relpath(arg, ROOT) if isinstance(arg, Path) else arg
 
 
-def _run(*args: str | Path, quiet_stdout: bool = False) -> int:
+def _run(*args: str | Path, quiet_stdout: bool = False, env: dict[str, str] | None = None) -> int:
     """Run a tool; its exit code. stdout stays the job's own output (e.g. a --json report):
     what dev.py says, and what installers print, goes to stderr.
 
@@ -58,7 +58,7 @@ def _run(*args: str | Path, quiet_stdout: bool = False) -> int:
     """
     print("+", " ".join(_shown(a) for a in args), file=sys.stderr, flush=True)
     child = subprocess.Popen(  # noqa: S603 (our own tools)
-        [str(a) for a in args], cwd=ROOT, stdout=sys.stderr if quiet_stdout else None
+        [str(a) for a in args], cwd=ROOT, stdout=sys.stderr if quiet_stdout else None, env=env
     )
 
     def forward(signum: int, _frame: object) -> None:
@@ -123,7 +123,13 @@ def test(extra: list[str]) -> int:
         if _run(*command) != 0:
             print(f"dev.py test: {label} failed", file=sys.stderr)
             return 1
-    code = _run(python, "-m", "pytest", *extra)
+    # The suite starts four workers and hundreds of Python processes (the aws CLI, `python -m
+    # checks`, dev.py itself); with PYTHONDONTWRITEBYTECODE set, each compiles the project's
+    # modules (and pytest rewrites every test module) again. The bytecode goes to the
+    # __pycache__ directories that .gitignore lists (measured on 2 cores, in a fresh clone:
+    # 241 s with it set, 212 s without).
+    suite = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    code = _run(python, "-m", "pytest", *extra, env=suite)
     if code == 5:
         print("dev.py test: pytest collected no tests; that is a failure", file=sys.stderr)
         return 1

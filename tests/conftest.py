@@ -10,9 +10,12 @@ from typing import Any
 
 import pulumi
 import pytest
+from support.model_cache import share_botocore_models
 
 from infra.mock_program import evaluate
 from infra.partition import Partition, ec2_principal, partition_of_region
+
+share_botocore_models()  # every test process: see tests/support/model_cache.py
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
