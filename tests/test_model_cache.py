@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import boto3
+from support.model_cache import list_services
 
 SERVICES = ("s3", "iam", "sts", "kms", "ssm")
 SESSIONS = textwrap.dedent(
@@ -66,6 +67,9 @@ def test_sessions_share_each_parsed_model() -> None:
     first = boto3.Session(region_name="eu-west-1")._loader.load_service_model("s3", "service-2")
     second = boto3.Session(region_name="eu-west-1")._loader.load_service_model("s3", "service-2")
     assert first is second
+    loader = boto3.Session()._loader
+    assert loader.list_available_services("service-2") == list_services(loader, "service-2")
+    assert "s3" in loader.list_available_services("service-2")
 
 
 def test_the_shared_documents_are_what_one_session_alone_ends_up_with() -> None:

@@ -2,10 +2,12 @@
 
 botocore caches what it loads per session (its Loader), and the check makes a session per run
 and per reader, the tests a fresh one per world: so each test parsed the S3, IAM, STS and
-endpoint models again, about 30 ms each, 0.7 s of CPU per end-to-end test. This shares the
-parsed documents across sessions, as one session already shares them across its clients
-(botocore hands every client of a session the same object). A test speed fixture only: the
-check, the rehearsal and every subprocess (the aws CLI) load models as they always do.
+endpoint models again, about 30 ms each, 0.7 s of CPU per end-to-end test, and listed the
+400-odd service directories of botocore's data once per session (35 ms). This shares the
+parsed documents and the listing across sessions, as one session already shares them across
+its clients (botocore hands every client of a session the same object). A test speed fixture
+only: the check, the rehearsal and every subprocess (the aws CLI) load models as they always
+do.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from botocore.loaders import JSONFileLoader
+from botocore.loaders import JSONFileLoader, Loader
 
 parse_file = JSONFileLoader.load_file
-"""botocore's own, unshared: what the fixture's documents must equal."""
+list_services = Loader.list_available_services
+"""botocore's own, unshared."""
 parsed: dict[str, Any] = {}
+_listed: dict[tuple[tuple[str, ...], str], list[str]] = {}
 _lock = threading.Lock()
 
 
@@ -33,5 +37,14 @@ def share_botocore_models() -> None:
                 parsed.setdefault(file_path, data)
         return parsed[file_path]
 
+    def list_available_services(self: Loader, type_name: str) -> list[str]:
+        key = (tuple(self.search_paths), type_name)
+        if key not in _listed:
+            names = list_services(self, type_name)
+            with _lock:
+                _listed.setdefault(key, names)
+        return list(_listed[key])
+
     load_file.shared = True  # type: ignore[attr-defined]
-    JSONFileLoader.load_file = load_file  # type: ignore[method-assign]
+    JSONFileLoader.load_file = load_file
+    Loader.list_available_services = list_available_services
