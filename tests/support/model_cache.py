@@ -2,12 +2,11 @@
 
 botocore caches what it loads per session (its Loader), and the check makes a session per run
 and per reader, the tests a fresh one per world: so each test parsed the S3, IAM, STS and
-endpoint models again, about 30 ms each, 0.7 s of CPU per end-to-end test, and listed the
-400-odd service directories of botocore's data once per session (35 ms). This shares the
-parsed documents and the listing across sessions, as one session already shares them across
-its clients (botocore hands every client of a session the same object). A test speed fixture
-only: the check, the rehearsal and every subprocess (the aws CLI) load models as they always
-do.
+endpoint models again, and listed the 400-odd service directories of botocore's data (what
+that cost: bench/README.md). This shares the parsed documents and the listing across sessions,
+as one session already shares them across its clients (botocore hands every client of a
+session the same object). A test speed fixture only: the check, the rehearsal and every
+subprocess (the aws CLI) load models as they always do.
 """
 
 from __future__ import annotations
