@@ -47,10 +47,16 @@ class HostStep:
 class HostOutput:
     source: str = ""
     checks: dict[str, list[HostStep]] = field(default_factory=dict)
-    answers: dict[int, tuple[str, int]] = field(default_factory=dict)
-    """Request number -> (its code, ms), for every ANSWER line that parsed."""
+    answers: dict[int, tuple[str, int, str]] = field(default_factory=dict)
+    """Request number -> (its code, ms, the operation whose error it is), for every ANSWER
+    line that parsed, in plan order."""
     garbled: dict[int, str] = field(default_factory=dict)
-    """Request number -> what was wrong with the ANSWER line that named it: no answer."""
+    """Request number -> what was wrong with the ANSWER line that named it, or with the order
+    of the lines around it: no answer."""
+    highest: int = -1
+    """The highest request number an ANSWER line has named so far."""
+    disordered: bool = False
+    """An ANSWER line came out of plan order: no answer after it is taken."""
     ended: set[str] = field(default_factory=set)
     problems: dict[str, list[str]] = field(default_factory=dict)
     """Service (or `*`) -> lines that did not parse."""
@@ -96,22 +102,29 @@ def _check(out: HostOutput, fields: list[str], known: set[str]) -> str | None:
 
 
 def _answer(out: HostOutput, fields: list[str], requests: Collection[int], line: str) -> str | None:
-    """An ANSWER line. Its number must be one the command sent, after the last one read (the
-    host prints them in plan order), so no line can stand in for another's answer. A line
-    that names its request but is otherwise wrong leaves that request without an answer."""
+    """An ANSWER line. Its number must be one the command sent, above every number named
+    before it (the host prints them in plan order), so no line can stand in for another's
+    answer. Once the order breaks, the answers from where it broke on are not taken: not the
+    lines that name a number again or too early, nor any after them. A line that names its
+    request but is otherwise wrong leaves that request without an answer."""
     number = _number(fields[0])
     if number is None or number not in requests:
         return "an ANSWER line for no request this command sent"
-    wrong = ""
-    if number in out.answers or number in out.garbled or number < max(out.answers, default=-1):
-        wrong = "out of plan order"
-    elif len(fields) != 3 or _number(fields[2]) is None or not _code(fields[1]):
-        wrong = "unreadable"
-    if wrong:
-        out.answers.pop(number, None)
-        out.garbled[number] = f"the host's answer was {wrong} ({line[:80]!r})"
-        return None
-    out.answers[number] = (fields[1], int(fields[2]))
+    shown = f"({line[:80]!r})"
+    if number <= out.highest:
+        out.disordered = True
+        for later in [n for n in out.answers if n >= number]:
+            out.answers.pop(later)
+            out.garbled[later] = f"the host's answers broke plan order after it {shown}"
+    out.highest = max(out.highest, number)
+    if out.disordered:
+        out.garbled.setdefault(number, f"the host's answers were out of plan order {shown}")
+    elif len(fields) != 4 or _number(fields[2]) is None or not _code(fields[1]):
+        out.garbled[number] = f"the host's answer was unreadable {shown}"
+    elif not re.fullmatch(r"[A-Za-z0-9]{0,60}", fields[3]):
+        out.garbled[number] = f"the host's answer named no operation it could {shown}"
+    else:
+        out.answers[number] = (fields[1], int(fields[2]), fields[3])
     return None
 
 
@@ -123,7 +136,10 @@ def parse_host_output(
     `expected`: the services a prepare or cleanup command was sent for; `requests`: the
     numbers of the requests a probe command was sent."""
     out = HostOutput(cut=len(stdout) >= OUTPUT_LIMIT, expected=set(expected))
-    for line in stdout.splitlines():
+    # Lines end at a newline only: the host's details may hold other characters that
+    # str.splitlines would split at (a vertical tab, U+0085).
+    for line in stdout.split("\n"):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         kind, _, rest = line.partition("\t")

@@ -88,7 +88,7 @@ class ProofTask:
         try:
             self.s3.put_object(Key=key, Body=b"", IfNoneMatch="*", **bucket_args(self.target))
         except (ClientError, BotoCoreError) as err:
-            verdict, why = judged(err)
+            verdict, why = judged(err, "put")
             if verdict is Verdict.DENIED and self.pending is not None:
                 self.pending.done(bucket, key)  # nothing was written
             return Probe(self.who, "put", self.target, verdict, why)
@@ -111,7 +111,7 @@ class ProofTask:
         try:
             self.s3.delete_object(Key=key, **bucket_args(self.target))
         except (ClientError, BotoCoreError) as err:
-            return Probe(self.who, "delete", self.target, *judged(err))
+            return Probe(self.who, "delete", self.target, *judged(err, "delete"))
         note = (
             f"it may delete any object there (on a versioned bucket it left a delete marker at "
             f"{key}, which the lifecycle rule removes)"

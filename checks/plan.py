@@ -27,6 +27,13 @@ PROOF_OF_ACCESS = frozenset({"PreconditionFailed", "NoSuchKey"})
 """S3 evaluates a request's preconditions, and looks for its key, only after authorizing it."""
 CODE = re.compile(r"[A-Za-z0-9.]{1,40}")
 """What an answer's code may look like: AWS error codes are short words, dots allowed."""
+OPERATIONS = {
+    "list": "ListObjectsV2",
+    "get": "GetObject",
+    "put": "PutObject",
+    "delete": "DeleteObject",
+}
+"""The S3 operation each probe sends: only its own error proves anything about the action."""
 
 
 class Verdict(Enum):
@@ -44,13 +51,23 @@ class Request:
     action: str
 
 
-def judge(code: str | None) -> tuple[Verdict, str]:
+def judge(
+    code: str | None, action: str | None = None, by: str | None = None
+) -> tuple[Verdict, str]:
     """The verdict on one answer and why: `code` is SUCCEEDED, an AWS error code, or None for
-    no answer at all (a lost connection, a line the host never printed or printed garbled)."""
+    no answer at all (a lost connection, a line the host never printed or printed garbled).
+
+    `by` is the operation whose error it is, where the caller knows it; for a probe's `action`
+    only its own S3 operation's error counts. The aws CLI assumes a profile's role inside the
+    same command, so an AccessDenied there may be the AssumeRole's: it proves nothing of S3.
+    """
     if code is None or not CODE.fullmatch(code):
         return Verdict.UNPROVEN, "no answer"
     if code == SUCCEEDED:
         return Verdict.ALLOWED, "the request succeeded"
+    if action is not None and by != OPERATIONS[action]:
+        came = f"the {by} call before it" if by else "no operation the answer names"
+        return Verdict.UNPROVEN, f"{code} came from {came}, not from {OPERATIONS[action]}"
     if code in DENIED:
         return Verdict.DENIED, code
     if code in PROOF_OF_ACCESS:

@@ -74,13 +74,13 @@ def probe(s3: Any, who: str, action: str, target: ServiceTarget, obj: TestObject
     try:
         _request(s3, action, target, obj or TestObject(RESERVED_PREFIX, ""))
     except (ClientError, BotoCoreError) as err:
-        return Probe(who, action, target, *judged(err))
+        return Probe(who, action, target, *judged(err, action))
     return Probe(who, action, target, *judge(SUCCEEDED))
 
 
-def judged(err: ClientError | BotoCoreError) -> tuple[Verdict, str]:
-    """`judge` on a call that raised, with AWS's own words where they prove a denial."""
+def judged(err: ClientError | BotoCoreError, action: str) -> tuple[Verdict, str]:
+    """`judge` on a probe's call that raised, with AWS's own words where they prove a denial."""
     if isinstance(err, ClientError):
-        verdict, why = judge(error_code(err))
+        verdict, why = judge(error_code(err), action, err.operation_name)
         return verdict, describe(err) if verdict is Verdict.DENIED else why
     return Verdict.UNPROVEN, f"no answer: {describe(err)}"

@@ -26,7 +26,9 @@
 # Output, one line each (tab-separated):
 #   SOURCE <caller ARN>
 #   CHECK  <service> <step> <OK or code> <ms> <detail>
-#   ANSWER <n> <OK or code> <ms>    (probe: one a request, in plan order; none if it got none)
+#   ANSWER <n> <OK or code> <ms> <operation>  (probe: one a request, in plan order; the code
+#                                   empty where the call got no answer, no line where its job
+#                                   died; the operation whose error it is, as the CLI names it)
 #   END    <service>                (prepare/cleanup: everything for it was reported)
 #   ERROR  <message>                (the check could not run at all)
 #   DEADLINE <seconds>              (the body was stopped at its own deadline)
@@ -83,10 +85,17 @@ clean() { printf '%s' "$1" | tr '\t\r\n' '   ' | cut -c1-"${2:-300}"; }
 # What a call answered: OK, or the AWS error code the CLI printed (nothing: no answer at all).
 code_of() { grep -oE 'An error occurred \([A-Za-z0-9.]+\)' <<<"$1" | head -n1 | tr -d '()' |
   sed 's/An error occurred //' | cut -c1-40; }
+# The first error the CLI printed, as `<code>\t<operation>`: the operation may be the
+# AssumeRole the CLI made for the profile before the S3 call.
+error_of() {
+  grep -oE 'An error occurred \([A-Za-z0-9.]+\) when calling the [A-Za-z0-9]+ operation' <<<"$1" |
+    head -n1 | sed -E 's/An error occurred \(([A-Za-z0-9.]{1,40})[A-Za-z0-9.]*\) when calling the ([A-Za-z0-9]{1,60})[A-Za-z0-9]* operation/\1\t\2/'
+}
+since() { local ms=$(( $(now_ms) - $1 )); echo $(( ms < 0 ? 0 : ms )); }  # a clock step back
 emit() {  # service step exit-status start_ms output: the call's code, and its words
   local code=OK
   [ "$3" -eq 0 ] || code=$(code_of "$5")
-  printf 'CHECK\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$code" "$(( $(now_ms) - $4 ))" "$(clean "$5")"
+  printf 'CHECK\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$code" "$(since "$4")" "$(clean "$5")"
 }
 throttle() { while [ "$(jobs -rp | wc -l)" -ge "$MAX_JOBS" ]; do wait -n; done; }
 key_of() { printf '%s%s/%s' "$PREFIX" "$RUN" "${SERVICES[$1]}"; }
@@ -132,7 +141,7 @@ prepare_service() {  # index: assume, list, put the test object, read it back
     emit "$name" "get" 0 "$start" "read back $(wc -c < "$workdir/$i.read") identical bytes"
   elif [ "$status" -eq 0 ]; then
     printf 'CHECK\t%s\tget\tMISMATCH\t%s\tread back bytes that differ from those written\n' \
-      "$name" "$(( $(now_ms) - start ))"
+      "$name" "$(since "$start")"
   else
     emit "$name" "get" "$status" "$start" "$out"
   fi
@@ -140,8 +149,8 @@ prepare_service() {  # index: assume, list, put the test object, read it back
   rm -f "$workdir/pending/$i"
 }
 
-answer() {  # who owner action -> "<OK or code>\t<ms>" (the code is empty: no answer)
-  local args=(--bucket "${BUCKETS[$2]}") key out start code=OK
+answer() {  # who owner action -> "<OK or code>\t<ms>\t<operation>" (no code: no answer)
+  local args=(--bucket "${BUCKETS[$2]}") key out start answered=$'OK\t'
   [ "$1" = h ] || args+=(--profile "${SERVICES[$1]}")
   key=$(key_of "$2")
   start=$(now_ms)
@@ -151,8 +160,9 @@ answer() {  # who owner action -> "<OK or code>\t<ms>" (the code is empty: no an
     put) out=$(s3 put-object "${args[@]}" --key "$key" --if-none-match '*' 2>&1) ;;
     delete) out=$(s3 delete-object "${args[@]}" --key "$key" --if-match "$NO_ETAG" 2>&1) ;;
     *) false ;;
-  esac || code=$(code_of "$out")
-  printf '%s\t%s\n' "$code" "$(( $(now_ms) - start ))"
+  esac || answered=$(error_of "$out")
+  [ -n "$answered" ] || answered=$'\t'  # no error the CLI names: no answer at all
+  printf '%s\t%s\t%s\n' "${answered%%$'\t'*}" "$(since "$start")" "${answered#*$'\t'}"
 }
 
 probe_requests() {  # every request of REQUESTS, MAX_JOBS at once; one file of answer each
@@ -257,7 +267,7 @@ if ! out=$(timeout 20 aws sts get-caller-identity --query Arn --output text \
 fi
 printf 'SOURCE\t%s\n' "$out"
 export -f body prepare_service answer probe_requests cleanup_service emit clean code_of \
-  key_of now_ms s3 version_of remove_versions throttle
+  error_of since key_of now_ms s3 version_of remove_versions throttle
 export MODE STOP_AT_FAILURE ACCOUNT RUN WAIT_SECONDS PREFIX NO_ETAG MAX_JOBS REQUESTS workdir \
   versions
 body_seconds=$(left)

@@ -86,7 +86,8 @@ def probes_per_command(targets: Targets, requests: int) -> int:
     """Requests per probe command: as many as fit both SSM's output (`batch_sizes`) and the
     script's cap, with every request line at its longest."""
     by_output = batch_sizes(list(targets.services), requests)["probe"]
-    empty = len(render_script(targets, "probe", [], "r" * 12, 0, 0).encode())
+    widest_options = ("r" * 12, 10**9 - 1, 10**9 - 1)  # run id, --wait and the script's deadline
+    empty = len(render_script(targets, "probe", [], *widest_options).encode())
     widest = len(
         f"{max(requests - 1, 0)} {len(targets.services) - 1} {len(targets.services) - 1} delete\n"
     )
@@ -435,26 +436,51 @@ class _Phases:
         return output
 
     def prepare(self, names: Sequence[str], size: int, sleep: Callable[[float], None]) -> None:
-        """Assume, list, put and get for each service. What IAM propagation denied (an
-        assume or a list) is sent again, with backoff, until --wait is over; the last try
-        goes on past a failed list, as the local check does."""
+        """Assume, list, put and get for each service.
+
+        What IAM propagation denied (an assume or a list) is sent again, with backoff, while
+        --wait lasts and the deadline leaves room for one more try after it and then a probe
+        command; until the last try the host stops a service at a failed assume or list, so a
+        retry writes nothing twice. A try's answers stand until the next try's have come
+        back. The last try, and a list that failed other than by a denial, go on past a
+        failed list, as the local check does.
+        """
+        wait = float(self.options["wait"])
         started, delay, todo = self.clock(), 1.0, list(names)
+        latest: dict[str, HostOutput] = {}
+        spent = float(MIN_SCRIPT_SECONDS)
         while todo:
-            last = self.clock() - started >= float(self.options["wait"])
-            sent: list[HostOutput] = []
-            for batch in _batches(todo, size):
-                if (output := self.run("prepare", batch, stop_at_failure=not last)) is not None:
-                    sent.append(output)
-            if last or not sent:
+            # This try, the backoff, one more try like it, and the probes' minimum must fit.
+            needed = 2 * max(spent, MIN_SCRIPT_SECONDS) + delay + MIN_SCRIPT_SECONDS
+            last = self.clock() - started >= wait or self._left() < needed
+            before = self.clock()
+            self._prepare_round(todo, size, not last, latest)
+            spent = self.clock() - before
+            if last:
                 return
-            again = [n for o in sent for n, steps in o.checks.items() if _propagating(steps)]
+            answered = {n: latest[n].checks.get(n, []) for n in todo if n in latest}
+            again = [n for n, steps in answered.items() if _propagating(steps)]
+            stopped = [n for n, steps in answered.items() if _stopped_at_list(steps)]
+            if stopped:  # not a denial, so no retry: the host goes on past it at once
+                self._prepare_round(stopped, size, False, latest)
             if not again:
                 return
-            for output in sent:
-                output.forget(again)
             log.info("%s denied; trying again in %.0fs (IAM changes propagate)", again, delay)
-            sleep(min(delay, max(0.0, float(self.options["wait"]) - (self.clock() - started))))
+            sleep(min(delay, max(0.0, wait - (self.clock() - started))))
             delay, todo = min(delay * 2, MAX_BACKOFF_SECONDS), again
+
+    def _prepare_round(
+        self, names: list[str], size: int, stop: bool, latest: dict[str, HostOutput]
+    ) -> None:
+        """One try for `names`; each name's newest answers replace its older ones."""
+        for batch in _batches(names, size):
+            output = self.run("prepare", batch, stop_at_failure=stop)
+            if output is None:
+                continue  # the deadline: the older answers (and a diagnosis) stand
+            for name in batch:
+                if name in latest:
+                    latest[name].forget([name])
+                latest[name] = output
 
     def cleanup(self, batch: list[str]) -> None:
         """Always sent, deadline or not; a failure fails each service's delete step."""
@@ -478,6 +504,12 @@ def _propagating(steps: list[HostStep]) -> bool:
     return any(s.name in RETRIED_STEPS and s.code in DENIED for s in steps)
 
 
+def _stopped_at_list(steps: list[HostStep]) -> bool:
+    """A prepare the host stopped at a list that failed other than by a denial."""
+    failed = any(s.name == "list" and not s.ok and s.code not in DENIED for s in steps)
+    return failed and not any(s.name == "put" for s in steps)
+
+
 def _missing_steps(steps: Sequence[Step]) -> list[str]:
     """The steps a service's report must hold, given how far it got, that it lacks: a host
     that stops mid-service, or ENDs early, must not pass on the steps it did report."""
@@ -495,16 +527,16 @@ def read_answers(
 ) -> dict[int, tuple[Verdict, str, int]]:
     """Request number -> (verdict, why, ms), by `judge`, for every planned request: one the
     host gave no readable answer is unproven, whatever the reason, never denied."""
-    answers: dict[int, tuple[str, int]] = {}
+    answers: dict[int, tuple[str, int, str]] = {}
     garbled: dict[int, str] = {}
     for output in outputs:
         answers.update(output.answers)
         garbled.update(output.garbled)
     read: dict[int, tuple[Verdict, str, int]] = {}
-    for number, _request in numbered:
+    for number, request in numbered:
         if number in answers:
-            code, ms = answers[number]
-            verdict, why = judge(code)
+            code, ms, operation = answers[number]
+            verdict, why = judge(code, request.action, operation)
             read[number] = (verdict, why, ms)
         else:
             why = garbled.get(number) or unanswered.get(number) or "the host printed no answer"

@@ -10,7 +10,7 @@ from support.check_world import shared_targets
 
 from checks.host_report import HostError, parse_host_output
 from checks.isolation import DIRECT
-from checks.plan import HOST, requests_of, shared_pairs
+from checks.plan import HOST, OPERATIONS, requests_of, shared_pairs
 from checks.via_ssm import _assemble as assemble
 from checks.via_ssm import _probe_steps as probe_steps
 from checks.via_ssm import read_answers
@@ -30,9 +30,15 @@ def healthy_lines(name: str, *, delete: bool = True) -> list[str]:
 
 
 def answers(codes: dict[int, str] | None = None) -> list[str]:
-    """ANSWER lines for the healthy plan: every request denied, but for `codes`."""
+    """ANSWER lines for the healthy plan: every request denied, but for `codes`; each error
+    names the S3 operation of its request, as the aws CLI does."""
     codes = codes or {}
-    return [f"ANSWER\t{n}\t{codes.get(n, 'AccessDenied')}\t9" for n, _request in NUMBERED]
+    lines = []
+    for n, request in NUMBERED:
+        code = codes.get(n, "AccessDenied")
+        operation = "" if code == "OK" else OPERATIONS[request.action]
+        lines.append(f"ANSWER\t{n}\t{code}\t9\t{operation}")
+    return lines
 
 
 def report_of(own: list[str], probe: list[str], checked: list[str] | None = None) -> Any:
@@ -62,8 +68,8 @@ def test_parse_output_reads_each_kind_of_line() -> None:
         SOURCE,
         "CHECK\ta\tassume role\tAccessDenied\t7\tAn error occurred (AccessDenied) when ...",
         "CHECK\tb\tlist\t\t8\tCould not connect to the endpoint URL",
-        "ANSWER\t0\tAccessDenied\t40",
-        "ANSWER\t2\tOK\t41",
+        "ANSWER\t0\tAccessDenied\t40\tListObjectsV2",
+        "ANSWER\t2\tOK\t41\t",
         "END\ta",
         "DEADLINE\t30",
     ]
@@ -76,7 +82,7 @@ def test_parse_output_reads_each_kind_of_line() -> None:
         7,
     )
     assert out.checks["b"][0].code == "" and not out.checks["b"][0].ok
-    assert out.answers == {0: ("AccessDenied", 40), 2: ("OK", 41)}
+    assert out.answers == {0: ("AccessDenied", 40, "ListObjectsV2"), 2: ("OK", 41, "")}
     assert out.ended == {"a"} and out.deadline == "30" and out.problems == {}
 
 
@@ -85,8 +91,8 @@ HOSTILE = [
     ("CHECK\ta\tlist\tyes please\t3\tlisted", "a", "the code must be a word"),
     ("CHECK\ta\tlist\tOK", "a", "needs 5 fields"),
     ("CHECK\tzz\tlist\tOK\t3\tx", "*", "unknown service"),
-    ("ANSWER\tmany\tOK\t3", "*", "for no request this command sent"),
-    ("ANSWER\t99\tOK\t3", "*", "for no request this command sent"),
+    ("ANSWER\tmany\tOK\t3\t", "*", "for no request this command sent"),
+    ("ANSWER\t99\tOK\t3\t", "*", "for no request this command sent"),
     ("\x1b[31mCHECK\ta\tlist\tOK\t3\tx", "*", "not a line of the check's protocol"),
 ]
 
@@ -100,19 +106,26 @@ def test_hostile_and_garbled_lines_fail_without_a_traceback(
     assert problem in out.problems[owner][0], out.problems
 
 
+PUT = "ANSWER\t3\tAccessDenied\t9\tPutObject"
+"""Request 3, the host's put on b, denied."""
+
+
 @pytest.mark.parametrize(
     ("lines", "why"),
     [
-        (["ANSWER\t3\tAccessDenied\t9", "ANSWER\t3\tAccessDenied\t9"], "out of plan order"),
-        (["ANSWER\t4\tAccessDenied\t9", "ANSWER\t3\tAccessDenied\t9"], "out of plan order"),
-        (["ANSWER\t3\tAccess Denied\t9"], "unreadable"),
-        (["ANSWER\t3\tAccessDenied"], "unreadable"),
-        (["ANSWER\t3\tAccessDenied\t9\textra"], "unreadable"),
+        ([PUT, PUT], "plan order"),
+        (["ANSWER\t4\tAccessDenied\t9\tListObjectsV2", PUT], "plan order"),
+        (["ANSWER\t4\tAccess Denied\t9\tListObjectsV2", PUT], "plan order"),
+        (["ANSWER\t3\tAccess Denied\t9\tPutObject"], "unreadable"),
+        (["ANSWER\t3\tAccessDenied\t9"], "unreadable"),
+        (["ANSWER\t3\tAccessDenied\t9\tPutObject\textra"], "unreadable"),
+        (["ANSWER\t3\tAccessDenied\t9\tPut Object"], "named no operation"),
     ],
 )
 def test_an_answer_out_of_order_or_garbled_is_no_answer(lines: list[str], why: str) -> None:
     """Request 3 (the host's put on b) must not read as denied from a line that repeats,
-    comes out of order, or does not parse: nothing may stand in for its answer."""
+    comes after a higher number (even one whose own line was garbled), or does not parse:
+    nothing may stand in for its answer."""
     out = parse_host_output("\n".join([SOURCE, *lines]), KNOWN, set(), range(12))
     assert why in out.garbled[3] and 3 not in out.answers, (out.garbled, out.answers)
     verdict, detail, _ms = read_answers(NUMBERED, [out], {})[3]
@@ -207,10 +220,43 @@ def test_a_failed_put_leaves_only_list_to_probe_and_says_so() -> None:
     plan = list(enumerate(requests_of(PAIRS, {"a"})))
     assert {(r.owner, r.action) for _n, r in plan if r.owner == "b"} == {("b", "list")}
     prepared = parse_host_output("\n".join([SOURCE, *own]), KNOWN, KNOWN)
-    lines = [f"ANSWER\t{n}\tAccessDenied\t9" for n, _request in plan]
+    lines = [f"ANSWER\t{n}\tAccessDenied\t9\t{OPERATIONS[r.action]}" for n, r in plan]
     probed = parse_host_output("\n".join([SOURCE, *lines]), KNOWN, set(), range(len(plan)))
     steps = probe_steps(TARGETS, PAIRS, plan, read_answers(plan, [prepared, probed], {}))
     report = assemble(TARGETS, ["a", "b"], [prepared, probed], lambda *_: "", SOURCE, {}, steps)
     direct_b = report.services["b"].steps[0]
     assert not direct_b.ok and "no test object to aim at" in direct_b.detail
     assert "Cause" in next(s for s in report.services["b"].steps if s.name == "put").detail
+
+
+def test_after_a_break_in_plan_order_no_later_answer_is_taken() -> None:
+    """0 to 3, then 5 before 4: 5 was printed too early or 4 too late, so neither, nor any
+    answer after them, is taken; 0 to 3, before the break, stand."""
+    lines = answers()
+    lines[4], lines[5] = lines[5], lines[4]
+    out = parse_host_output("\n".join([SOURCE, *lines]), KNOWN, set(), range(12))
+    assert sorted(out.answers) == [0, 1, 2, 3]
+    assert sorted(out.garbled) == list(range(4, 12))
+    assert all(
+        v.value != "denied"
+        for v, _why, _ms in [read_answers(NUMBERED, [out], {})[n] for n in range(4, 12)]
+    )
+
+
+def test_a_denial_the_assume_role_gave_proves_nothing_of_s3() -> None:
+    """The aws CLI assumes the profile's role inside the same command: an AccessDenied of that
+    AssumeRole (IAM not yet consistent in the probe command) is not the S3 action's denial."""
+    lines = [line.rsplit("\t", 1)[0] + "\tAssumeRole" for line in answers()]
+    report = report_of(HEALTHY, lines)
+    assert failing(report) == {"a": [DIRECT, "isolation"], "b": [DIRECT, "isolation"]}
+    isolation = next(s for s in report.services["a"].steps if s.name == "isolation")
+    assert "AccessDenied came from the AssumeRole call before it, not from" in isolation.detail
+
+
+def test_a_detail_with_other_line_breaks_stays_one_line() -> None:
+    """The host's script turns tabs and newlines in a detail into spaces, not every character
+    str.splitlines would split at: a vertical tab or U+0085 in an error message must not cut
+    a CHECK line in two (and fail every service with a garbled line)."""
+    line = "CHECK\ta\tlist\tNoSuchBucket\t5\tthe bucket\x0bis gone\x85 (see the console)"
+    out = parse_host_output(f"{SOURCE}\r\n{line}\nEND\ta\n", KNOWN, {"a"})
+    assert out.problems == {} and out.checks["a"][0].detail.endswith("(see the console)")

@@ -19,7 +19,15 @@ from support.check_world import shared_targets
 
 from checks.host_report import parse_host_output
 from checks.isolation import DIRECT, ISOLATION, ProofTask, step_of
-from checks.plan import HOST, SUCCEEDED, Verdict, judge, requests_of, shared_pairs
+from checks.plan import (
+    HOST,
+    OPERATIONS,
+    SUCCEEDED,
+    Verdict,
+    judge,
+    requests_of,
+    shared_pairs,
+)
 from checks.probes import TestObject as Planted
 from checks.probes import probe
 from checks.via_ssm import _probe_steps as probe_steps
@@ -42,24 +50,27 @@ CODES = [
 
 
 class AnsweringS3:
-    """An S3 client for the boto3 runner whose every call answers with the given code."""
+    """An S3 client for the boto3 runner whose every call answers with the given code, as an
+    error of the given operation."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, operation: str) -> None:
         self.code = code
+        self.operation = operation
 
     def _answer(self, **_kwargs: Any) -> dict[str, Any]:
         if self.code == SUCCEEDED:
             return {"Body": io.BytesIO(b"")}
         if not self.code:
             raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
-        raise ClientError({"Error": {"Code": self.code, "Message": "m"}}, "Op")
+        raise ClientError({"Error": {"Code": self.code, "Message": "m"}}, self.operation)
 
     list_objects_v2 = get_object = put_object = delete_object = _answer
 
 
-def boto3_verdict(action: str, owner: str, code: str) -> Verdict:
+def boto3_verdict(action: str, owner: str, code: str, operation: str) -> Verdict:
     obj = Planted(f"ec2-assume-role-check/run/{owner}", "token")
-    return probe(AnsweringS3(code), "someone", action, TARGETS.services[owner], obj).verdict
+    s3 = AnsweringS3(code, operation)
+    return probe(s3, "someone", action, TARGETS.services[owner], obj).verdict
 
 
 def test_judge_says_denied_only_for_a_denial() -> None:
@@ -70,6 +81,12 @@ def test_judge_says_denied_only_for_a_denial() -> None:
         assert judge(code)[0] is Verdict.ALLOWED, code
     for code in (None, "", "SlowDown", "Access Denied", "AccessDenied\tx", "A" * 41):
         assert judge(code)[0] is Verdict.UNPROVEN, code
+    # For a probe, only its own S3 operation's error says anything about the action.
+    assert judge("AccessDenied", "get", "GetObject")[0] is Verdict.DENIED
+    assert judge("NoSuchKey", "get", "GetObject")[0] is Verdict.ALLOWED
+    for by in ("AssumeRole", "ListObjectsV2", None):
+        assert judge("AccessDenied", "get", by)[0] is Verdict.UNPROVEN, by
+    assert judge(SUCCEEDED, "get", None)[0] is Verdict.ALLOWED
 
 
 def test_the_plan_sends_every_delete_after_every_other_request() -> None:
@@ -93,9 +110,17 @@ def worlds(draw: st.DrawFn) -> tuple[Any, ...]:
     with_object = set(draw(st.lists(st.sampled_from(checked), unique=True)))
     pairs = {w: o for w, o in shared_pairs(checked, sample).items() if o}
     numbered = list(enumerate(requests_of(pairs, with_object)))
-    codes = draw(st.lists(st.sampled_from(CODES), min_size=len(numbered), max_size=len(numbered)))
+    # Each answer: a code, and the operation whose error it is: mostly the request's own,
+    # sometimes the AssumeRole the aws CLI made first.
+    drawn = st.tuples(st.sampled_from(CODES), st.sampled_from([True, True, True, False]))
+    picks = draw(st.lists(drawn, min_size=len(numbered), max_size=len(numbered)))
+    codes = [
+        (code, "" if code == SUCCEEDED else OPERATIONS[r.action] if own else "AssumeRole")
+        for (_n, r), (code, own) in zip(numbered, picks, strict=True)
+    ]
     lines = [
-        f"ANSWER\t{n}\t{code}\t{n % 97}" for (n, _r), code in zip(numbered, codes, strict=True)
+        f"ANSWER\t{n}\t{code}\t{n % 97}\t{operation}"
+        for (n, _r), (code, operation) in zip(numbered, codes, strict=True)
     ]
     damage = draw(
         st.lists(
@@ -131,18 +156,22 @@ def test_via_ssm_and_boto3_agree_and_no_lost_answer_is_denied(world: tuple[Any, 
     stdout = "\n".join(["SOURCE\tarn:aws:sts::1:assumed-role/host/i-1", *lines])
     output = parse_host_output(stdout, set(checked), set(), [n for n, _r in numbered])
     read = read_answers(numbered, [output], {})
-    # Intact: the host's line for the request was read, with the code it really answered.
+    # Intact: the host's line for the request was read, with the code it really answered and
+    # the operation that answered it.
     intact = {
-        n: code
-        for (n, _r), code in zip(numbered, codes, strict=True)
-        if n in output.answers and output.answers[n][0] == code
+        n: answer
+        for (n, _r), answer in zip(numbered, codes, strict=True)
+        if n in output.answers and (output.answers[n][0], output.answers[n][2]) == answer
     }
     boto3_tasks: dict[tuple[str, str], list[ProofTask]] = {}
     for n, request in numbered:
         verdict = read[n][0]
         if n in intact:
-            code = intact[n]
-            assert verdict is boto3_verdict(request.action, request.owner, code), (request, code)
+            code, operation = intact[n]
+            expected = boto3_verdict(request.action, request.owner, code, operation)
+            assert verdict is expected, (request, code, operation)
+            if operation == "AssumeRole":
+                assert verdict is not Verdict.DENIED, "an AssumeRole refusal proves nothing of S3"
         else:
             assert verdict is not Verdict.DENIED, (request, lines)
     # The steps: the --via-ssm ones from what the host printed, the boto3 runner's from the
@@ -158,7 +187,7 @@ def test_via_ssm_and_boto3_agree_and_no_lost_answer_is_denied(world: tuple[Any, 
             task = ProofTask("x", key, "look", None, target, obj)
             for n, request in numbered:
                 if (request.who, request.owner) == (who, owner):
-                    s3 = AnsweringS3(codes[n])
+                    s3 = AnsweringS3(*codes[n])
                     task.probes.append(probe(s3, "x", request.action, target, obj))
             if obj is None:
                 task.probes += [probe(None, "x", a, target, None) for a in ("get", "put", "delete")]
@@ -175,7 +204,7 @@ def test_a_lost_or_garbled_answer_is_never_denied_even_when_every_other_is(code:
     """A control for the property test: one request of an all-denied plan loses its line."""
     pairs = shared_pairs(["s0", "s1"], None)
     numbered = list(enumerate(requests_of(pairs, {"s0", "s1"})))
-    lines = [f"ANSWER\t{n}\t{code}\t1" for n, _r in numbered]
+    lines = [f"ANSWER\t{n}\t{code}\t1\t{OPERATIONS[r.action]}" for n, r in numbered]
     del lines[5]
     stdout = "\n".join(["SOURCE\tarn", *lines])
     output = parse_host_output(stdout, {"s0", "s1"}, set(), [n for n, _r in numbered])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ from support.check_world import (
 )
 
 from checks.host_report import HostError, parse_host_output
-from checks.isolation import DIRECT
-from checks.plan import HOST, requests_of, shared_pairs
+from checks.isolation import DIRECT, ISOLATION
+from checks.plan import HOST, OPERATIONS, requests_of, shared_pairs
 from checks.probes import RESERVED_PREFIX
 from checks.stack_outputs import Targets, parse_outputs
 from checks.via_ssm import SsmCommand, read_answers, render_script, run_via_ssm
@@ -446,13 +447,21 @@ def planned(script: str) -> list[list[str]]:
     return [line.split() for line in match[1].splitlines() if line != "wait"]
 
 
-class ScriptedRunner:
-    """SSM with a clock: every command takes `seconds`; cleanup can be made to fail."""
+ASays = Callable[[str, float], list[str] | None]
+"""(the prepare script, the clock) -> what the host prints for service a instead, or None."""
 
-    def __init__(self, seconds: float, fail_cleanup: bool = False) -> None:
+
+class ScriptedRunner:
+    """SSM with a clock: every command takes `seconds`; cleanup can be made to fail, and a
+    prepare can say something else of service a (`a_says`)."""
+
+    def __init__(
+        self, seconds: float, fail_cleanup: bool = False, a_says: ASays | None = None
+    ) -> None:
         self.now = 0.0
         self.seconds = seconds
         self.fail_cleanup = fail_cleanup
+        self.a_says = a_says
         self.sent: list[tuple[str, int]] = []
         self.scripts: list[str] = []
 
@@ -482,7 +491,10 @@ class ScriptedRunner:
         names = script.split("SERVICES=(", 1)[1].split(")", 1)[0].split()
         lines = [SOURCE]
         if mode == "probe":
-            lines += [f"ANSWER\t{request[0]}\tAccessDenied\t9" for request in planned(script)]
+            lines += [
+                f"ANSWER\t{n}\tAccessDenied\t9\t{OPERATIONS[action]}"
+                for n, _who, _owner, action in planned(script)
+            ]
         for item in batch:
             name = names[int(item)]
             if mode == "prepare":
@@ -490,6 +502,10 @@ class ScriptedRunner:
             else:
                 lines.append(f"CHECK\t{name}\tdelete\tOK\t5\tdeleted")
             lines.append(f"END\t{name}")
+        said = self.a_says(script, self.now) if self.a_says and mode == "prepare" else None
+        if said is not None:
+            lines = [line for line in lines if not re.match(r"(CHECK|END)\ta(\t|$)", line)]
+            lines += [*said, "END\ta"]
         return {"Status": "Success", "StandardOutputContent": "\n".join(lines)}
 
 
@@ -556,18 +572,10 @@ def test_a_prepare_that_iam_propagation_denies_is_sent_again_until_wait_is_over(
     retries. It sends the prepare again, asking the host to stop at a failed assume or list,
     until --wait is over; the last try goes on past a failed list, as the local check does."""
 
-    class Propagating(ScriptedRunner):
-        def wait(self, command_id: str, instance: str, timeout: float) -> dict[str, Any]:
-            script = self.scripts[int(command_id)]
-            answer = super().wait(command_id, instance, timeout)
-            if "MODE=prepare" in script and self.now < 25:  # IAM has not caught up yet
-                lines = str(answer["StandardOutputContent"]).splitlines()
-                lines = [line for line in lines if not re.match(r"(CHECK|END)\ta(\t|$)", line)]
-                lines += ["CHECK\ta\tassume role\tAccessDenied\t5\tnot yet", "END\ta"]
-                answer["StandardOutputContent"] = "\n".join(lines)
-            return answer
+    def not_yet(_script: str, now: float) -> list[str] | None:  # IAM catches up at 25 s
+        return ["CHECK\ta\tassume role\tAccessDenied\t5\tnot yet"] if now < 25 else None
 
-    runner = Propagating(seconds=5)
+    runner = ScriptedRunner(seconds=5, a_says=not_yet)
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -579,7 +587,7 @@ def test_a_prepare_that_iam_propagation_denies_is_sent_again_until_wait_is_over(
     assert len(prepares) == 4 and all("STOP_AT_FAILURE=1" in s for s in prepares), slept
     assert slept == [1.0, 2.0, 4.0], "backoff between the tries"
     assert report.ok, report.as_json()
-    stopped = Propagating(seconds=5)
+    stopped = ScriptedRunner(seconds=5, a_says=not_yet)
     stopped.now = -1000.0  # never catches up within --wait 10: the last try is told to go on
     failed = scripted(stopped, deadline=300, wait_seconds=10, sleep=lambda s: None)
     prepares = [s for s in stopped.scripts if "MODE=prepare" in s]
@@ -679,38 +687,113 @@ def test_waiting_for_the_profiles_counts_against_the_scripts_own_deadline(tmp_pa
     assert done.returncode == 2 and "not the stack's current profiles file" in done.stdout
 
 
-def test_a_probe_job_that_dies_before_it_writes_is_unproven_not_denied(tmp_path: Path) -> None:
-    """A fork failure or the OOM killer can end a request's job before it writes its answer:
-    the host then prints no ANSWER line for it, and the sender reads that as unproven, never
-    denied, so the bucket's step fails while the other bucket's, all denied, passes."""
+def denying_host(tmp_path: Path, first: str) -> HostAgent:
+    """A host whose `aws` runs the bash lines `first`, then answers the caller's identity, and
+    refuses every other call with AccessDenied of its own S3 operation, as the real CLI says."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "aws").write_text(
         "#!/bin/bash\n"
-        'case "$*" in *get-caller-identity*) echo arn:aws:sts::1:assumed-role/host/i-1; exit 0;; '
-        "esac\n"
-        'if [[ "$*" == *"--bucket b-bucket"* ]]; then\n'
-        # the `answer ... &` job is the parent of aws's parent (the $(...) around the call)
-        "  kill -9 $(ps -o ppid= -p $PPID | tr -d ' ')\n"
-        "  exit 1\nfi\n"
-        'echo "An error occurred (AccessDenied) when calling the X operation: no" >&2; exit 254\n'
+        + first
+        + 'case "$*" in *get-caller-identity*) echo arn:aws:sts::1:assumed-role/host/i-1; exit 0;;'
+        " esac\n"
+        'case "$*" in *list-objects-v2*) op=ListObjectsV2;; *get-object*) op=GetObject;;\n'
+        "  *put-object*) op=PutObject;; *delete-object*) op=DeleteObject;; esac\n"
+        'echo "An error occurred (AccessDenied) when calling the $op operation: no" >&2\n'
+        "exit 254\n"
     )
     (bin_dir / "aws").chmod(0o755)
     config = tmp_path / "config"
     config.write_text("[default]\n")
     agent = HostAgent("http://127.0.0.1:9", {}, config)
     agent.path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    return agent
+
+
+def test_a_probe_job_that_dies_before_it_writes_is_unproven_not_denied(tmp_path: Path) -> None:
+    """A fork failure or the OOM killer can end a request's job before it writes its answer:
+    the host then prints no ANSWER line for it, and the sender reads that as unproven, never
+    denied, so the bucket's step fails while the other bucket's, all denied, passes."""
+    agent = denying_host(
+        tmp_path,
+        'if [[ "$*" == *"--bucket b-bucket"* ]]; then\n'
+        # the `answer ... &` job is the parent of aws's parent (the $(...) around the call)
+        "  kill -9 $(ps -o ppid= -p $PPID | tr -d ' ')\n"
+        "  exit 1\nfi\n",
+    )
     pairs = {HOST: ["a", "b"]}
     numbered = list(enumerate(requests_of(pairs, {"a", "b"})))
     done = agent.run(render_script(TARGETS, "probe", [], "r", 0, 60, numbered))
     out = parse_host_output(done.stdout, KNOWN, set(), [n for n, _r in numbered])
     on_a = [n for n, r in numbered if r.owner == "a"]
     assert sorted(out.answers) == on_a, done.stdout + done.stderr
-    assert {code for code, _ms in out.answers.values()} == {"AccessDenied"}
+    assert {code for code, _ms, _operation in out.answers.values()} == {"AccessDenied"}
     steps = probe_steps(TARGETS, pairs, numbered, read_answers(numbered, [out], {}))
     assert steps[("a", DIRECT)].ok, steps[("a", DIRECT)].detail
     direct_b = steps[("b", DIRECT)]
     assert not direct_b.ok and "the host printed no answer" in direct_b.detail, direct_b.detail
+
+
+def test_a_role_the_probe_command_cannot_assume_proves_no_denial(tmp_path: Path) -> None:
+    """IAM is eventually consistent: the prepare assumed a's and b's roles, but the probe
+    command's aws CLI is refused the AssumeRole it makes for each profile. Its error is
+    AccessDenied, of AssumeRole: the roles' isolation is not proven, never passed."""
+    agent = denying_host(
+        tmp_path,
+        'case "$*" in *--profile*) echo "An error occurred (AccessDenied) when calling the '
+        'AssumeRole operation: not authorized to perform: sts:AssumeRole" >&2; exit 254;; esac\n',
+    )
+    pairs = shared_pairs(["a", "b"], None)
+    numbered = list(enumerate(requests_of(pairs, {"a", "b"})))
+    done = agent.run(render_script(TARGETS, "probe", [], "r", 0, 60, numbered))
+    out = parse_host_output(done.stdout, KNOWN, set(), [n for n, _r in numbered])
+    assert len(out.answers) == len(numbered), done.stdout + done.stderr
+    steps = probe_steps(TARGETS, pairs, numbered, read_answers(numbered, [out], {}))
+    assert steps[("a", DIRECT)].ok and steps[("b", DIRECT)].ok, "the host's own denials hold"
+    for name in ("a", "b"):
+        isolation = steps[(name, ISOLATION)]
+        assert not isolation.ok and "came from the AssumeRole call" in isolation.detail
+
+
+def test_a_list_that_fails_other_than_by_a_denial_goes_on_at_once() -> None:
+    """With --wait, a first try stops a service at a failed list so that a retry writes
+    nothing twice; a list that failed with no denial is no propagation, so the host is told
+    to go on past it at once, and the put and get are tried, as the local check does."""
+
+    def flaky(script: str, _now: float) -> list[str] | None:
+        if "STOP_AT_FAILURE=1" not in script:
+            return None
+        return [
+            "CHECK\ta\tassume role\tOK\t5\tassumed",
+            "CHECK\ta\tlist\t\t5\tCould not connect to the endpoint URL",
+        ]
+
+    runner = ScriptedRunner(seconds=5, a_says=flaky)
+    report = scripted(runner, deadline=300, wait_seconds=60, sleep=lambda _s: None)
+    prepares = [s for s in runner.scripts if "MODE=prepare" in s]
+    assert len(prepares) == 2 and "STOP_AT_FAILURE=0" in prepares[1], len(prepares)
+    assert "BATCH=(0)" in prepares[1], "only the stopped service is sent again"
+    assert report.ok, report.as_json()
+
+
+def test_the_deadline_makes_a_try_the_last_and_keeps_what_the_one_before_said() -> None:
+    """--wait 600 with --deadline 300: the tries stop where the deadline leaves no room for
+    another, the last one goes on past a failed list, and a try the deadline left unsent
+    does not erase what the one before it said (the denied assume, with its diagnosis)."""
+
+    denied = ["CHECK\ta\tassume role\tAccessDenied\t5\tdenied for good"]
+    runner = ScriptedRunner(seconds=20, a_says=lambda _script, _now: denied)
+
+    def sleep(seconds: float) -> None:
+        runner.now += seconds
+
+    report = scripted(runner, deadline=300, wait_seconds=600, sleep=sleep)
+    prepares = [s for s in runner.scripts if "MODE=prepare" in s]
+    assert "STOP_AT_FAILURE=0" in prepares[-1], [p.count("STOP_AT_FAILURE=1") for p in prepares]
+    assert any("MODE=probe" in s for s in runner.scripts), "b, healthy, is still probed"
+    assume = next(s for s in report.services["a"].steps if s.name == "assume role")
+    assert not assume.ok and "denied for good" in assume.detail
+    assert report.services["b"].ok, report.as_json()
 
 
 def test_time_spent_waiting_for_the_registration_comes_off_the_script() -> None:
