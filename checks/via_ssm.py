@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
 FINISHED = frozenset({"Success", "Failed"})
+"""Failed: the script exited 2 after an ERROR line; it exits 0 whenever it ran, since the
+sender, not the host, judges what it printed."""
 OUTPUT_BUDGET = OUTPUT_LIMIT - 2_000
 """What one command's lines may take, worst case, leaving room for SOURCE and DEADLINE."""
 DETAIL_CHARS = 300
