@@ -16,7 +16,10 @@ def test_a_long_run_reports_plain_lines_with_services_and_probes() -> None:
     progress.planned(40)
     progress.service_done()
     progress.probes_done(12)
-    time.sleep(0.3)
+    # Until the reporter's first line, however busy the machine: a fixed sleep could end first.
+    deadline = time.monotonic() + 30
+    while "probes done" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
     progress.close()
     lines = stream.getvalue().splitlines()
     assert lines, "a run past `after` must say how far it is"
