@@ -82,15 +82,13 @@ trap 'exit 143' TERM INT
 
 now_ms() { date +%s%3N; }
 clean() { printf '%s' "$1" | tr '\t\r\n' '   ' | cut -c1-"${2:-300}"; }
-# What a call answered: OK, or the AWS error code the CLI printed (nothing: no answer at all).
-code_of() { grep -oE 'An error occurred \([A-Za-z0-9.]+\)' <<<"$1" | head -n1 | tr -d '()' |
-  sed 's/An error occurred //' | cut -c1-40; }
-# The first error the CLI printed, as `<code>\t<operation>`: the operation may be the
-# AssumeRole the CLI made for the profile before the S3 call.
+# The first error the CLI printed, as `<code>\t<operation>` (nothing where it printed none: no
+# answer at all); the operation may be the AssumeRole the CLI made for the profile first.
 error_of() {
   grep -oE 'An error occurred \([A-Za-z0-9.]+\) when calling the [A-Za-z0-9]+ operation' <<<"$1" |
     head -n1 | sed -E 's/An error occurred \(([A-Za-z0-9.]{1,40})[A-Za-z0-9.]*\) when calling the ([A-Za-z0-9]{1,60})[A-Za-z0-9]* operation/\1\t\2/'
 }
+code_of() { local error; error=$(error_of "$1"); printf '%s' "${error%%$'\t'*}"; }
 since() { local ms=$(( $(now_ms) - $1 )); echo $(( ms < 0 ? 0 : ms )); }  # a clock step back
 emit() {  # service step exit-status start_ms output: the call's code, and its words
   local code=OK

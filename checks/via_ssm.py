@@ -567,6 +567,7 @@ def _probe_steps(
             else service_policies(targets.services[who])
         )
         tasks: list[ProofTask] = []
+        longest = 0  # the identity's slowest answer: its step's ms
         for owner in owners:
             key = (owner, DIRECT) if who == HOST else (who, ISOLATION)
             target = targets.services[owner]
@@ -575,20 +576,18 @@ def _probe_steps(
             sent = answered.get((who, owner), [])
             for action, (verdict, why, _ms) in sent:
                 task.probes.append(Probe(identity, action, target, verdict, why))
-            for action in ("get", "put", "delete"):
-                if action not in {a for a, _read in sent}:  # none is aimed at a missing object
-                    task.probes.append(
-                        Probe(identity, action, target, Verdict.UNPROVEN, NO_TEST_OBJECT)
-                    )
+            unsent = {"get", "put", "delete"} - {action for action, _read in sent}
+            for action in sorted(unsent):  # the plan aims none at a missing test object
+                task.probes.append(
+                    Probe(identity, action, target, Verdict.UNPROVEN, NO_TEST_OBJECT)
+                )
             ms = max((r[2] for _action, r in sent), default=0)
+            longest = max(longest, ms)
             if who == HOST:
                 steps[key] = step_of(key, [task], ms=ms)
             tasks.append(task)
         if who != HOST and tasks:
-            ms = max(
-                (r[2] for t in tasks for _a, r in answered.get((who, t.target.name), [])), default=0
-            )
-            steps[(who, ISOLATION)] = step_of((who, ISOLATION), tasks, ms=ms)
+            steps[(who, ISOLATION)] = step_of((who, ISOLATION), tasks, ms=longest)
     return steps
 
 

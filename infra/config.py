@@ -16,33 +16,13 @@ import pulumi
 
 from .context import configured_region
 from .errors import ConfigError
-from .validation import (
-    CONFIG,
-    KEYS,
-    MAX_SERVICES,
-    NAMESPACE,
-    Encryption,
-    ServiceConfig,
-    StackConfig,
-    Topology,
-    validate,
-)
+from .settings import CONFIG, NAMESPACE, Encryption, ServiceConfig, StackConfig
+from .validation import validate
 
 if TYPE_CHECKING:
     from .ec2_assume_role_args import Ec2AssumeRoleArgs, Service
 
-__all__ = [
-    "KEYS",
-    "MAX_SERVICES",
-    "NAMESPACE",
-    "ServiceConfig",
-    "StackConfig",
-    "Topology",
-    "component_args",
-    "configured_region",
-    "load_config",
-    "parse_config",
-]
+__all__ = ["component_args", "configured_region", "load_config", "parse_config"]
 
 
 def parse_config(

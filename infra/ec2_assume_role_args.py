@@ -19,8 +19,9 @@ from .hardened_instance import HardenedInstanceArgs
 from .host_role import HostRole
 from .placement import Placement
 from .service_access import ServiceAccess, ServiceAccessArgs
+from .settings import Encryption, ServiceConfig, StackConfig, Subject, Topology
 from .shared_host import SharedHostArgs
-from .validation import Encryption, ServiceConfig, StackConfig, Subject, Topology, validate
+from .validation import validate
 
 
 class Service(TypedDict):

@@ -19,7 +19,7 @@ from pulumi.runtime import settings
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from .config import NAMESPACE
+from .settings import NAMESPACE
 
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
 

@@ -23,7 +23,6 @@ from .settings import (
     CONFIG,
     DEFAULT_HOP_LIMIT,
     DEFAULT_INSTANCE_TYPE,
-    KEYS,
     MAX_SERVICES,
     NAMESPACE,
     Encryption,
@@ -32,20 +31,6 @@ from .settings import (
     Subject,
     Topology,
 )
-
-__all__ = [
-    "CONFIG",
-    "KEYS",
-    "MAX_SERVICES",
-    "NAMESPACE",
-    "Encryption",
-    "ServiceConfig",
-    "StackConfig",
-    "Subject",
-    "Topology",
-    "validate",
-]
-
 
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # family[generation][attributes].size, e.g. t3.micro, c7gn.16xlarge, u-6tb1.metal.

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 from support.model_cache import share_botocore_models
 
+from checks.contract import OUTPUT_KEYS
 from infra.mock_program import evaluate
 from infra.partition import Partition, ec2_principal, partition_of_region
 
@@ -20,22 +21,9 @@ share_botocore_models()  # every test process: see tests/support/model_cache.py
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 AMI = "ami-0abcdef1234567890"
-SHARED_OUTPUTS = frozenset(
-    {
-        "topology",
-        "region",
-        "partition",
-        "services",
-        "hostRoleArn",
-        "hostInstanceId",
-        "hostInstanceProfile",
-        "hostAdopted",
-        "awsConfig",
-        "awsConfigSha256",
-        "profilesAssociationId",
-    }
-)
-"""The shared topology's stack outputs: the contract the check, CI and the README rely on."""
+SHARED_OUTPUTS = frozenset(OUTPUT_KEYS) - {"instances"}
+"""The shared topology's stack outputs: the contract (checks/contract.py) the check, CI and the
+README rely on; `instances` is the dedicated topology's."""
 BROUGHT_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 """A key the mocks' account holds (enabled, symmetric): one a config may bring."""
 

@@ -21,7 +21,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra import ConfigError, Ec2AssumeRole
 from infra.ec2_assume_role_args import Ec2AssumeRoleArgs, schema_name
-from infra.validation import KEYS, MAX_SERVICES
+from infra.settings import KEYS, MAX_SERVICES
 
 OPERATOR = "arn:aws:iam::123456789012:role/operator"
 ONE = [{"name": "service-a"}]

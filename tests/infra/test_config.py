@@ -10,9 +10,10 @@ import pytest
 import yaml
 from conftest import RecordingMocks, stack_config
 
-from infra.config import MAX_SERVICES, StackConfig, Topology, parse_config
+from infra.config import parse_config
 from infra.errors import ConfigError
 from infra.mock_program import evaluate
+from infra.settings import MAX_SERVICES, StackConfig, Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 SEVENTY = "a" * 70

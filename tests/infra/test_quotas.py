@@ -11,7 +11,7 @@ import pytest
 from conftest import ACCOUNT, REGION, RecordingMocks, Run, stack_config
 
 from infra.aws_config import render_aws_config, render_install_script
-from infra.config import MAX_SERVICES, parse_config
+from infra.config import parse_config
 from infra.errors import ConfigError
 from infra.mock_program import evaluate
 from infra.quotas import (
@@ -19,6 +19,7 @@ from infra.quotas import (
     document_sizes,
     iam_size,
 )
+from infra.settings import MAX_SERVICES
 
 LONG_NAMES = [f"s{i:03d}-" + "x" * 27 for i in range(MAX_SERVICES)]
 ASSOCIATION = "aws:ssm/association:Association"

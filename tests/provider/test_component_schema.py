@@ -24,6 +24,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 import infra
+from infra.settings import KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schema.json"
@@ -99,7 +100,7 @@ def test_the_top_level_args_are_the_stack_config_keys_and_plain() -> None:
     """The same settings as the stack config, under the same names in other languages, and
     plain (not Outputs): the component validates them before it registers anything."""
     top = _committed()["resources"][f"{PACKAGE}:index:Ec2AssumeRole"]
-    assert set(top["inputProperties"]) == set(infra.validation.KEYS)
+    assert set(top["inputProperties"]) == set(KEYS)
     assert all(prop.get("plain") for prop in top["inputProperties"].values())
     assert top["requiredInputs"] == ["services"]
     assert set(top["required"]) == {"topology", "region", "partition", "services"}

@@ -39,8 +39,8 @@ from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOp
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from infra.config import NAMESPACE
 from infra.mock_program import PROGRAM
+from infra.settings import NAMESPACE
 from policy import rules
 
 Program = Callable[[], None] | Path
