@@ -139,7 +139,7 @@ def worlds(draw: st.DrawFn) -> tuple[Any, ...]:
         elif kind == "repeat":
             lines.insert(at, lines[at])
         elif kind == "garble":
-            lines[at] = lines[at][: draw(st.integers(0, len(lines[at]) - 1))] + draw(
+            lines[at] = lines[at][: draw(st.integers(0, max(0, len(lines[at]) - 1)))] + draw(
                 st.sampled_from(["", "\t", " x", "\tAccessDenied", "\x1b[0m"])
             )
         elif kind == "swap" and at + 1 < len(lines):
