@@ -12,13 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from support.aws_cli_fork import forked_aws_cli
 from support.check_world import (
     ACCOUNT,
     INSTANCE_ID,
@@ -79,13 +80,17 @@ class HostAgent:
 
     The profiles file is the stack's own `render_aws_config`, with `credential_source =
     Environment` instead of `Ec2InstanceMetadata`: the host role's credentials come from the
-    environment here, as they would come from instance metadata on EC2.
+    environment here, as they would come from instance metadata on EC2. Its `aws` is the
+    CLI's own entry point, or (`cli`) the same CLI forked from one process that imported it
+    (tests/support/aws_cli_fork.py), for the tests that make dozens of calls.
     """
 
-    def __init__(self, url: str, host_env: dict[str, str], config_file: Path) -> None:
+    def __init__(
+        self, url: str, host_env: dict[str, str], config_file: Path, cli: Path = BIN
+    ) -> None:
         self.url = url
         self.host_env = host_env
-        self.path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+        self.path = f"{cli}{os.pathsep}{os.environ['PATH']}"
         self.config_file = config_file
         self.ran = 0
 
@@ -102,6 +107,12 @@ class HostAgent:
         return subprocess.run(
             ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
         )
+
+
+@pytest.fixture(scope="module")
+def forked_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with forked_aws_cli(tmp_path_factory.mktemp("aws-cli")) as cli:
+        yield cli.bin_dir
 
 
 def memory_dir(tmp_path: Path) -> Path:
@@ -123,7 +134,7 @@ def write_profiles(tmp_path: Path, outputs: dict[str, Any]) -> Path:
 
 
 def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked_cli: Path
 ) -> None:
     """service-a is healthy; the host may not assume service-b's role.
 
@@ -142,7 +153,8 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
     iam_backends[ACCOUNT]["global"].put_role_policy(
         "service-a-role-0a1b2c3", "bucket-access", json.dumps(older)
     )
-    agent = HostAgent(server, world.environment(), write_profiles(tmp_path, world.outputs))
+    profiles = write_profiles(tmp_path, world.outputs)
+    agent = HostAgent(server, world.environment(), profiles, forked_cli)
     operator = operator_session()
     backend = ssm_models.ssm_backends[ACCOUNT][REGION]
     real_send = backend.send_command
@@ -243,8 +255,8 @@ class DirectRunner:
         }
 
 
-def via_ssm(server: str, world: Any, tmp_path: Path) -> tuple[Any, DirectRunner]:
-    agent = HostAgent(server, world.environment(), write_profiles(tmp_path, world.outputs))
+def via_ssm(server: str, world: Any, tmp_path: Path, cli: Path) -> tuple[Any, DirectRunner]:
+    agent = HostAgent(server, world.environment(), write_profiles(tmp_path, world.outputs), cli)
     runner = DirectRunner(agent)
     report = run_via_ssm(
         boto3.Session(region_name=REGION),
@@ -264,7 +276,9 @@ A_DELETES_B = {
 }
 
 
-def test_the_host_side_proves_object_level_isolation(server: str, tmp_path: Path) -> None:
+def test_the_host_side_proves_object_level_isolation(
+    server: str, tmp_path: Path, forked_cli: Path
+) -> None:
     """The same object-level proof as the local check, made by the aws CLI on the host, with
     no ListBucket in the leaking grant; user objects untouched, nothing left behind, no key
     in the output. The buckets are versioned: the host's cleanup deletes the put's version
@@ -277,7 +291,7 @@ def test_the_host_side_proves_object_level_isolation(server: str, tmp_path: Path
         versioned=True,
     )
     world = build(wiring)
-    report, runner = via_ssm(server, world, tmp_path)
+    report, runner = via_ssm(server, world, tmp_path, forked_cli)
     failing = {"service-a": ["isolation"], "service-b": ["direct access denied"]}
     found = {
         name: [s.name for s in result.steps if not s.ok]

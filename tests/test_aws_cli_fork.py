@@ -1,0 +1,187 @@
+"""The forked aws CLI (tests/support/aws_cli_fork.py) answers as the CLI's entry point does:
+the same output and exit code, the caller's environment and HOME, signals passed on, and no
+call outliving a caller killed outright."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from support.aws_cli_fork import ForkedCli, forked_aws_cli
+
+ENTRY_POINT = Path(sys.executable).parent / "aws"
+
+
+@pytest.fixture(scope="module")
+def forked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkedCli]:
+    with forked_aws_cli(tmp_path_factory.mktemp("aws-cli")) as cli:
+        yield cli
+
+
+def both(
+    forked: ForkedCli, args: list[str], env: dict[str, str], cwd: Path
+) -> list[tuple[int, str, str]]:
+    answers = []
+    for aws in (ENTRY_POINT, forked.bin_dir / "aws"):
+        done = subprocess.run(
+            [str(aws), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+        )
+        answers.append((done.returncode, done.stdout, done.stderr))
+    return answers
+
+
+def caller_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **extra,
+    }
+
+
+def test_it_answers_as_the_entry_point_does(forked: ForkedCli, server: str, tmp_path: Path) -> None:
+    """A usage error (exit 2), an error AWS answers (exit 255, its words on stderr), and a
+    success whose output format the caller's environment chooses; a relative path resolves
+    against the caller's working directory."""
+    iam = boto3.client("iam")
+    iam.create_user(UserName="nobody")
+    key = iam.create_access_key(UserName="nobody")["AccessKey"]
+    env = caller_env(
+        tmp_path,
+        AWS_ENDPOINT_URL=server,
+        AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+        AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"],
+        AWS_DEFAULT_OUTPUT="text",
+    )
+    (tmp_path / "body").write_text("x")
+    boto3.client("s3").create_bucket(Bucket="some-bucket")
+    for args, code in [
+        (["s3api", "no-such-operation"], 2),
+        (["s3api", "get-object", "--bucket", "some-bucket", "--key", "none", "out"], 255),
+        (["s3api", "put-object", "--bucket", "some-bucket", "--key", "k", "--body", "body"], 0),
+        (["sts", "get-caller-identity", "--query", "Arn"], 0),
+    ]:
+        entry, fork = both(forked, args, env, tmp_path)
+        assert entry[0] == code, entry
+        assert fork == entry, args
+
+
+def test_an_assumed_role_is_cached_under_the_callers_home(
+    forked: ForkedCli, server: str, tmp_path: Path
+) -> None:
+    """The host script keeps the CLI's credential cache in memory by pointing HOME there: the
+    forked CLI must cache under the caller's HOME too, never under the server's."""
+    iam = boto3.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
+    arn = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    (tmp_path / "config").write_text(
+        f"[profile r]\nrole_arn = {arn}\ncredential_source = Environment\n"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = caller_env(
+        tmp_path,
+        HOME=str(home),
+        AWS_ENDPOINT_URL=server,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    done = subprocess.run(
+        [str(forked.bin_dir / "aws"), "sts", "get-caller-identity", "--profile", "r"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert ":assumed-role/r/" in done.stdout
+    assert len(list((home / ".aws" / "cli" / "cache").iterdir())) == 1
+    assert list(forked.server_home.rglob("*")) == [], "nothing lands in the server's HOME"
+
+
+def hanging_endpoint() -> socket.socket:
+    """Takes connections and never answers; accept() waits at most 30 s for one."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(30)
+    return listener
+
+
+def wait_for(condition: object, what: str, seconds: float = 30) -> None:
+    end = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < end, f"no {what} within {seconds:.0f} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_caller_ends_the_call_as_it_ends_the_entry_point(
+    forked: ForkedCli, tmp_path: Path, signum: int
+) -> None:
+    """What `timeout` sends (SIGTERM) and Ctrl-C (SIGINT), mid-request: the caller ends as the
+    entry point's process does, and the call's process is gone."""
+    listener = hanging_endpoint()
+    host, port = listener.getsockname()
+    env = caller_env(
+        tmp_path,
+        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    args = ["sts", "get-caller-identity", "--cli-read-timeout", "60"]
+    ends = []
+    for aws in (ENTRY_POINT, forked.bin_dir / "aws"):
+        run = subprocess.Popen(
+            [str(aws), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        conn, _ = listener.accept()  # the request is on its way: signal it now
+        run.send_signal(signum)
+        _out, err = run.communicate(timeout=30)
+        conn.close()
+        ends.append((run.returncode, "Traceback" in err))
+    listener.close()
+    assert ends[1] == ends[0], ends
+    wait_for(lambda: not forked.running(), "end of the forked call")
+
+
+def test_a_caller_killed_outright_takes_its_call_with_it(forked: ForkedCli, tmp_path: Path) -> None:
+    """SIGKILL (the SSM agent at executionTimeout, `timeout --kill-after`) runs no handler in
+    the caller: the server sees its connection close and kills the call it was running."""
+    listener = hanging_endpoint()
+    host, port = listener.getsockname()
+    env = caller_env(
+        tmp_path,
+        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    run = subprocess.Popen(
+        [str(forked.bin_dir / "aws"), "sts", "get-caller-identity", "--cli-read-timeout", "60"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    conn, _ = listener.accept()
+    calls = forked.running()
+    assert calls, "the call runs as the server's child"
+    run.kill()
+    run.wait(timeout=30)
+    wait_for(lambda: not (forked.running() & calls), "end of the forked call")
+    conn.close()
+    listener.close()
