@@ -122,31 +122,54 @@ def stack_file(tmp_path: Path, services: int, extra: str = "") -> Path:
 
 @pytest.mark.parametrize(
     ("signum", "code", "phase"),
-    # SIGTERM mid-check, mid-put and at start-up: test_faults.py and below.
+    # SIGTERM mid-check, mid-put and at start-up, in real processes: test_faults.py and below.
     [(signal.SIGTERM, 143, "deploying"), (signal.SIGINT, 130, "checking")],
     ids=["SIGTERM-while-deploying", "SIGINT-while-checking"],
 )
 def test_a_signal_anywhere_in_the_rehearsal_ends_it_with_one_line(
-    tmp_path: Path, signum: int, code: int, phase: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    signum: int,
+    code: int,
+    phase: str,
 ) -> None:
-    """Never a traceback, never exit 0: one line and 128 + the signal's number."""
-    config = stack_file(tmp_path, 24)
-    command = [sys.executable, "-m", "checks", "--rehearse", "--config-file", str(config)]
-    # Every pair probed: the check lasts many seconds, past its first progress line (2 s).
-    extra = ["--full-probes"] if phase == "checking" else []
-    with child([*command, "--json", *extra], ROOT) as run:
-        # The signal goes once the rehearsal's own progress line says it is in that phase.
-        if phase == "deploying":
-            run.wait_for(DEPLOYING.__eq__, "the deploy into the emulator")
-        else:
-            run.wait_for(CHECKING.match, "the check's progress line")
-        assert run.run.poll() is None, "the rehearsal ended before the signal; make it bigger"
-        run.run.send_signal(signum)
-        out, err = run.finish()
-    assert run.run.returncode == code, err
-    progress = ("services prepared", DEPLOYING)
-    said = [line for line in err.splitlines() if not any(p in line for p in progress)]
-    assert "Traceback" not in err, err
+    """Never a traceback, never exit 0: one line and 128 + the signal's number. In-process:
+    the signal comes from a thread of the run itself, the moment the phase begins (the mock
+    monitor's first resource in the emulator; the first probes done), and reaches the main
+    thread wherever it waits, as a signal from outside would."""
+    from checks.progress import Progress
+
+    sent: list[str] = []
+
+    def signal_once(what: str) -> None:
+        if not sent:
+            sent.append(what)
+            os.kill(os.getpid(), signum)
+
+    if phase == "deploying":
+        say = Progress.say
+
+        def saying(self: Progress, what: str) -> None:
+            say(self, what)
+            if what == DEPLOYING.removeprefix("checks: "):
+                signal_once(what)
+
+        monkeypatch.setattr(Progress, "say", saying)
+    else:
+        done = Progress.probes_done
+
+        def probes_done(self: Progress, count: int) -> None:
+            done(self, count)
+            signal_once("probes done")
+
+        monkeypatch.setattr(Progress, "probes_done", probes_done)
+    config = stack_file(tmp_path, 3)
+    exit_code = main(["--rehearse", "--config-file", str(config), "--json"])
+    out, err = capsys.readouterr()
+    assert sent, f"the run never reached the {phase} phase: {err}"
+    assert exit_code == code, err
+    said = [line for line in err.splitlines() if DEPLOYING not in line]
     assert said == [f"checks: interrupted by {signal.Signals(signum).name}"], err
     assert out == "", "an interrupted run prints no report"
 
@@ -178,8 +201,11 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dev_py_rehearse_json_prints_only_the_document_on_stdout(fresh_clone: Path) -> None:
+    """What dev.py says goes to stderr; stdout is the report alone (a one-service stack: the
+    shipped dev stack's own rehearsal is tests/rehearsal/test_rehearsal.py's)."""
+    config = stack_file(fresh_clone, 1)
     done = subprocess.run(
-        [sys.executable, "dev.py", "rehearse", "--json"],
+        [sys.executable, "dev.py", "rehearse", "--json", "--config-file", str(config)],
         cwd=fresh_clone,
         capture_output=True,
         text=True,
@@ -187,11 +213,7 @@ def test_dev_py_rehearse_json_prints_only_the_document_on_stdout(fresh_clone: Pa
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["ok"] is True and set(document["services"]) == {
-        "service-a",
-        "service-b",
-        "service-c",
-    }
+    assert document["ok"] is True and set(document["services"]) == {"svc-00"}
     assert "+ " in done.stderr, "what dev.py runs is said on stderr"
 
 
