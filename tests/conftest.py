@@ -10,6 +10,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from support.aws_cli_fork import ForkedCli, forked_aws_cli
 from support.model_cache import share_botocore_models
 
 from checks.contract import OUTPUT_KEYS
@@ -189,6 +190,13 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with mock_aws():
         yield
+
+
+@pytest.fixture(scope="session")
+def forked_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkedCli]:
+    """The aws CLI forked from one process per test process (tests/support/aws_cli_fork.py)."""
+    with forked_aws_cli(tmp_path_factory.mktemp("aws-cli")) as cli:
+        yield cli
 
 
 @pytest.fixture(scope="session")

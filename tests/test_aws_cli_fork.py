@@ -11,20 +11,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from support.aws_cli_fork import ForkedCli, forked_aws_cli
+from support.aws_cli_fork import ForkedCli
 
 ENTRY_POINT = Path(sys.executable).parent / "aws"
 
 
-@pytest.fixture(scope="module")
-def forked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkedCli]:
-    with forked_aws_cli(tmp_path_factory.mktemp("aws-cli")) as cli:
-        yield cli
+@pytest.fixture
+def forked(forked_cli: ForkedCli) -> ForkedCli:
+    return forked_cli
 
 
 def both(

@@ -12,14 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from support.aws_cli_fork import forked_aws_cli
+from support.aws_cli_fork import ForkedCli
 from support.check_world import (
     ACCOUNT,
     INSTANCE_ID,
@@ -109,10 +109,10 @@ class HostAgent:
         )
 
 
-@pytest.fixture(scope="module")
-def forked_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with forked_aws_cli(tmp_path_factory.mktemp("aws-cli")) as cli:
-        yield cli.bin_dir
+@pytest.fixture
+def aws_cli(forked_cli: ForkedCli) -> Path:
+    """The directory of the forked CLI's `aws`."""
+    return forked_cli.bin_dir
 
 
 def memory_dir(tmp_path: Path) -> Path:
@@ -134,7 +134,7 @@ def write_profiles(tmp_path: Path, outputs: dict[str, Any]) -> Path:
 
 
 def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked_cli: Path
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_cli: Path
 ) -> None:
     """service-a is healthy; the host may not assume service-b's role.
 
@@ -154,7 +154,7 @@ def test_ssm_round_trip_runs_the_script_on_the_host_and_explains_failures(
         "service-a-role-0a1b2c3", "bucket-access", json.dumps(older)
     )
     profiles = write_profiles(tmp_path, world.outputs)
-    agent = HostAgent(server, world.environment(), profiles, forked_cli)
+    agent = HostAgent(server, world.environment(), profiles, aws_cli)
     operator = operator_session()
     backend = ssm_models.ssm_backends[ACCOUNT][REGION]
     real_send = backend.send_command
@@ -277,7 +277,7 @@ A_DELETES_B = {
 
 
 def test_the_host_side_proves_object_level_isolation(
-    server: str, tmp_path: Path, forked_cli: Path
+    server: str, tmp_path: Path, aws_cli: Path
 ) -> None:
     """The same object-level proof as the local check, made by the aws CLI on the host, with
     no ListBucket in the leaking grant; user objects untouched, nothing left behind, no key
@@ -291,7 +291,7 @@ def test_the_host_side_proves_object_level_isolation(
         versioned=True,
     )
     world = build(wiring)
-    report, runner = via_ssm(server, world, tmp_path, forked_cli)
+    report, runner = via_ssm(server, world, tmp_path, aws_cli)
     failing = {"service-a": ["isolation"], "service-b": ["direct access denied"]}
     found = {
         name: [s.name for s in result.steps if not s.ok]
@@ -318,7 +318,7 @@ of its own; a machine with both cores busy may need a longer one for the calls b
 
 
 def test_the_script_stops_at_its_own_deadline_and_cleans_up(
-    server: str, tmp_path: Path, forked_cli: Path
+    server: str, tmp_path: Path, aws_cli: Path
 ) -> None:
     """The SSM agent SIGKILLs at executionTimeout, when no trap runs: the script's body has its
     own deadline inside it, and the outer part then deletes what the body wrote and removes the
@@ -326,12 +326,12 @@ def test_the_script_stops_at_its_own_deadline_and_cleans_up(
     its put. Every try, however it went, ends by its deadline and leaves nothing behind."""
     world = build(Wiring(services=("service-a",)))
     profiles = write_profiles(tmp_path, world.outputs)
-    agent = HostAgent(server, world.environment(), profiles, forked_cli)
+    agent = HostAgent(server, world.environment(), profiles, aws_cli)
     bin_dir = tmp_path / "slow-bin"
     bin_dir.mkdir()
     (bin_dir / "aws").write_text(
         '#!/bin/bash\ncase " $* " in *" get-object "*) sleep 90 ;; esac\n'
-        f'exec {forked_cli / "aws"} "$@"\n'
+        f'exec {aws_cli / "aws"} "$@"\n'
     )
     (bin_dir / "aws").chmod(0o755)
     agent.path = f"{bin_dir}{os.pathsep}{agent.path}"
