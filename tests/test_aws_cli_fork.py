@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
-from support.aws_cli_fork import ForkedCli
+from support.aws_cli_fork import AUDIT, ForkedCli
 
 ENTRY_POINT = Path(sys.executable).parent / "aws"
 
@@ -121,65 +122,149 @@ def hanging_endpoint() -> socket.socket:
     return listener
 
 
-def wait_for(condition: object, what: str, seconds: float = 30) -> None:
+def wait_for(condition: Callable[[], object], what: str, seconds: float = 30) -> None:
     end = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < end, f"no {what} within {seconds:.0f} s"
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_to_the_caller_ends_the_call_as_it_ends_the_entry_point(
-    forked: ForkedCli, tmp_path: Path, signum: int
-) -> None:
-    """What `timeout` sends (SIGTERM) and Ctrl-C (SIGINT), mid-request: the caller ends as the
-    entry point's process does, and the call's process is gone."""
-    listener = hanging_endpoint()
+def hanging_call(
+    tmp_path: Path, listener: socket.socket, *extra: str
+) -> tuple[list[str], dict[str, str]]:
     host, port = listener.getsockname()
     env = caller_env(
         tmp_path,
         AWS_ENDPOINT_URL=f"http://{host}:{port}",
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
+        AWS_MAX_ATTEMPTS="1",
     )
-    args = ["sts", "get-caller-identity", "--cli-read-timeout", "60"]
+    return ["sts", "get-caller-identity", *extra], env
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_caller_reaches_the_call_and_ends_it_as_the_entry_point(
+    forked: ForkedCli, tmp_path: Path, signum: int
+) -> None:
+    """What `timeout` sends (SIGTERM) and Ctrl-C (SIGINT), mid-request: the call itself gets
+    the signal (it ends by it, or by the CLI's own handler, not by the server's SIGKILL), and
+    the caller ends as the entry point's process does."""
+    listener = hanging_endpoint()
+    args, env = hanging_call(tmp_path, listener, "--cli-read-timeout", "60")
     ends = []
     for aws in (ENTRY_POINT, forked.bin_dir / "aws"):
+        before = forked.running()
         run = subprocess.Popen(
             [str(aws), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         conn, _ = listener.accept()  # the request is on its way: signal it now
+        calls = forked.running() - before
         run.send_signal(signum)
         _out, err = run.communicate(timeout=30)
         conn.close()
         ends.append((run.returncode, "Traceback" in err))
+        if aws != ENTRY_POINT:
+            (call,) = calls
+            wait_for(lambda c=call: forked.how_ended(c) is not None, "end of the forked call")
+            assert forked.how_ended(call) != f"signal {signal.SIGKILL}", "the signal never came"
     listener.close()
     assert ends[1] == ends[0], ends
-    wait_for(lambda: not forked.running(), "end of the forked call")
+
+
+def test_a_signal_the_caller_ignores_is_ignored_by_its_call(
+    forked: ForkedCli, tmp_path: Path
+) -> None:
+    """bash starts a background job (`aws ... &`, as the host script runs its calls) with
+    SIGINT ignored: the call ignores it too and ends as it would have, by its read timeout."""
+    listener = hanging_endpoint()
+    args, env = hanging_call(tmp_path, listener, "--cli-read-timeout", "2")
+    ends = []
+    for aws in (ENTRY_POINT, forked.bin_dir / "aws"):
+        run = subprocess.Popen(
+            [str(aws), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        conn, _ = listener.accept()
+        run.send_signal(signal.SIGINT)
+        _out, err = run.communicate(timeout=60)
+        conn.close()
+        ends.append((run.returncode, "Read timeout" in err))
+    listener.close()
+    assert ends[0] == (255, True), ends
+    assert ends[1] == ends[0], ends
 
 
 def test_a_caller_killed_outright_takes_its_call_with_it(forked: ForkedCli, tmp_path: Path) -> None:
     """SIGKILL (the SSM agent at executionTimeout, `timeout --kill-after`) runs no handler in
     the caller: the server sees its connection close and kills the call it was running."""
     listener = hanging_endpoint()
-    host, port = listener.getsockname()
-    env = caller_env(
-        tmp_path,
-        AWS_ENDPOINT_URL=f"http://{host}:{port}",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-    )
+    args, env = hanging_call(tmp_path, listener, "--cli-read-timeout", "60")
+    before = forked.running()
     run = subprocess.Popen(
-        [str(forked.bin_dir / "aws"), "sts", "get-caller-identity", "--cli-read-timeout", "60"],
+        [str(forked.bin_dir / "aws"), *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     conn, _ = listener.accept()
-    calls = forked.running()
+    calls = forked.running() - before
     assert calls, "the call runs as the server's child"
     run.kill()
     run.wait(timeout=30)
     wait_for(lambda: not (forked.running() & calls), "end of the forked call")
     conn.close()
     listener.close()
+
+
+def test_the_aliases_in_the_callers_home_are_the_ones_used(
+    forked: ForkedCli, server: str, tmp_path: Path
+) -> None:
+    """awscli works out its alias file (~/.aws/cli/alias) at import, in a function's default:
+    the forked CLI reads the caller's, as the entry point does."""
+    home = tmp_path / "home"
+    (home / ".aws" / "cli").mkdir(parents=True)
+    (home / ".aws" / "cli" / "alias").write_text("[toplevel]\nwhoami = sts get-caller-identity\n")
+    env = caller_env(
+        tmp_path,
+        HOME=str(home),
+        AWS_ENDPOINT_URL=server,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    entry, fork = both(forked, ["whoami", "--query", "Account"], env, tmp_path)
+    assert entry[0] == 0, entry
+    assert fork == entry
+
+
+def test_no_string_names_the_servers_home_in_a_call(forked: ForkedCli, tmp_path: Path) -> None:
+    """The audit: after the rewrite, no string the call can reach still holds the server's
+    HOME (a path computed at import that the rewrite missed would)."""
+    env = caller_env(tmp_path, **{AUDIT: "1"})
+    done = subprocess.run(
+        [str(forked.bin_dir / "aws"), "--version"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("aws-cli/") or done.stderr.startswith("aws-cli/")
+
+
+def test_a_caller_with_other_start_up_variables_gets_the_entry_point(
+    forked: ForkedCli, tmp_path: Path
+) -> None:
+    """What Python and botocore read at start-up (here TZ) is the server's in a forked call:
+    a caller whose values differ runs the entry point itself, in the call's process."""
+
+    def call(**extra: str) -> subprocess.CompletedProcess[str]:
+        env = caller_env(tmp_path, **{AUDIT: "forked"}, **extra)
+        aws = str(forked.bin_dir / "aws")
+        return subprocess.run([aws, "--version"], env=env, capture_output=True, text=True)
+
+    as_the_server = call()
+    assert as_the_server.returncode == 3 and "forked" in as_the_server.stderr, "the control"
+    elsewhere = call(TZ="Pacific/Auckland")
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert "aws-cli/" in elsewhere.stdout + elsewhere.stderr

@@ -120,57 +120,50 @@ def stack_file(tmp_path: Path, services: int, extra: str = "") -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("signum", "code", "phase"),
-    # SIGTERM mid-check, mid-put and at start-up, in real processes: test_faults.py and below.
-    [(signal.SIGTERM, 143, "deploying"), (signal.SIGINT, 130, "checking")],
-    ids=["SIGTERM-while-deploying", "SIGINT-while-checking"],
-)
-def test_a_signal_anywhere_in_the_rehearsal_ends_it_with_one_line(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    signum: int,
-    code: int,
-    phase: str,
+def test_sigterm_while_deploying_ends_the_rehearsal_with_one_line(tmp_path: Path) -> None:
+    """A real process: never a traceback, never exit 0: one line and 143. The signal goes once
+    the rehearsal's own progress line says it deploys; the process exits at once however many
+    of the mock runtime's threads are still running."""
+    config = stack_file(tmp_path, 24)
+    command = [sys.executable, "-m", "checks", "--rehearse", "--config-file", str(config)]
+    with child([*command, "--json"], ROOT) as run:
+        run.wait_for(DEPLOYING.__eq__, "the deploy into the emulator")
+        assert run.run.poll() is None, "the rehearsal ended before the signal; make it bigger"
+        run.run.send_signal(signal.SIGTERM)
+        out, err = run.finish()
+    assert run.run.returncode == 143, err
+    said = [line for line in err.splitlines() if DEPLOYING not in line]
+    assert "Traceback" not in err, err
+    assert said == ["checks: interrupted by SIGTERM"], err
+    assert out == "", "an interrupted run prints no report"
+
+
+def test_sigint_while_checking_ends_the_rehearsal_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Never a traceback, never exit 0: one line and 128 + the signal's number. In-process:
-    the signal comes from a thread of the run itself, the moment the phase begins (the mock
-    monitor's first resource in the emulator; the first probes done), and reaches the main
-    thread wherever it waits, as a signal from outside would."""
+    """In-process: the signal comes from a thread of the run itself, the moment its first
+    probes are done, and reaches the main thread wherever it waits, as a Ctrl-C would: one
+    line, 130, no report. (Mid-check and mid-put signals to a real `python -m checks`:
+    test_faults.py.)"""
     from checks.progress import Progress
 
-    sent: list[str] = []
+    sent: list[int] = []
+    done = Progress.probes_done
 
-    def signal_once(what: str) -> None:
+    def probes_done(self: Progress, count: int) -> None:
+        done(self, count)
         if not sent:
-            sent.append(what)
-            os.kill(os.getpid(), signum)
+            sent.append(count)
+            os.kill(os.getpid(), signal.SIGINT)
 
-    if phase == "deploying":
-        say = Progress.say
-
-        def saying(self: Progress, what: str) -> None:
-            say(self, what)
-            if what == DEPLOYING.removeprefix("checks: "):
-                signal_once(what)
-
-        monkeypatch.setattr(Progress, "say", saying)
-    else:
-        done = Progress.probes_done
-
-        def probes_done(self: Progress, count: int) -> None:
-            done(self, count)
-            signal_once("probes done")
-
-        monkeypatch.setattr(Progress, "probes_done", probes_done)
+    monkeypatch.setattr(Progress, "probes_done", probes_done)
     config = stack_file(tmp_path, 3)
     exit_code = main(["--rehearse", "--config-file", str(config), "--json"])
     out, err = capsys.readouterr()
-    assert sent, f"the run never reached the {phase} phase: {err}"
-    assert exit_code == code, err
+    assert sent, f"the run never reached its probes: {err}"
+    assert exit_code == 130, err
     said = [line for line in err.splitlines() if DEPLOYING not in line]
-    assert said == [f"checks: interrupted by {signal.Signals(signum).name}"], err
+    assert said == ["checks: interrupted by SIGINT"], err
     assert out == "", "an interrupted run prints no report"
 
 
@@ -201,11 +194,8 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dev_py_rehearse_json_prints_only_the_document_on_stdout(fresh_clone: Path) -> None:
-    """What dev.py says goes to stderr; stdout is the report alone (a one-service stack: the
-    shipped dev stack's own rehearsal is tests/rehearsal/test_rehearsal.py's)."""
-    config = stack_file(fresh_clone, 1)
     done = subprocess.run(
-        [sys.executable, "dev.py", "rehearse", "--json", "--config-file", str(config)],
+        [sys.executable, "dev.py", "rehearse", "--json"],
         cwd=fresh_clone,
         capture_output=True,
         text=True,
@@ -213,7 +203,11 @@ def test_dev_py_rehearse_json_prints_only_the_document_on_stdout(fresh_clone: Pa
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["ok"] is True and set(document["services"]) == {"svc-00"}
+    assert document["ok"] is True and set(document["services"]) == {
+        "service-a",
+        "service-b",
+        "service-c",
+    }
     assert "+ " in done.stderr, "what dev.py runs is said on stderr"
 
 

@@ -3,23 +3,32 @@ call.
 
 The host script (checks/remote_check.sh) runs `aws` dozens of times a command, and each run is
 a fresh Python process that imports awscli and botocore and parses the S3, STS and endpoint
-models: 0.6 s of CPU a call on this machine, most of the CPU the `--via-ssm` tests spend.
+models: 0.6 s of CPU a call on this machine, most of the CPU the `--via-ssm` tests spent.
 Here a server process imports awscli once, parses those models once, and forks a child per
-call. The child is the real CLI: it takes the caller's argv, environment, working directory
-and standard streams, runs `awscli.clidriver.main()` exactly as the `aws` entry point does,
-and its exit status becomes the caller's. A signal the caller receives is passed to the
+call. The child is the real CLI: it takes the caller's argv, environment, working directory,
+standard streams and ignored signals, runs `awscli.clidriver.main()` as the `aws` entry point
+does, and its exit status becomes the caller's. A signal the caller receives is passed to the
 child; a caller killed outright (SIGKILL, as the SSM agent and `timeout --kill-after` do) has
-its child killed too. What the CLI sends, caches (its credential cache under $HOME) and prints
-is the CLI's own.
+its child killed too. What the CLI sends, caches and prints is the CLI's own.
 
-`aws` on PATH is a small stdlib-only client (`python -SE`) that hands its streams to the
-server over a Unix socket (SCM_RIGHTS). tests/test_aws_cli_fork.py holds it to the entry
-point: same output, same exit codes, same signals.
+What awscli and botocore work out at import from the environment stays the server's, so:
+- paths under $HOME (the CLI's credential cache, its alias file, the SSO caches) are
+  rewritten to the caller's HOME in the child, wherever a module, a class or a function's
+  defaults hold them (`_rehome`); `AWS_CLI_FORK_AUDIT=1` makes a call fail if any string still
+  names the server's HOME (`AWS_CLI_FORK_AUDIT=forked` makes a forked call say so and stop);
+- a caller whose locale, time zone, Python or CRT variables differ from the server's, or
+  whose standard streams are not all open, gets the entry point itself (exec'd in the child).
+
+`aws` on PATH is a small stdlib-only client (`python -SE`) that hands its streams to the server
+over a Unix socket (SCM_RIGHTS). The server's environment is a fixed minimal one, and it ends
+when the test process that started it does (its stdin closes). tests/test_aws_cli_fork.py holds
+it to the entry point.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -27,34 +36,64 @@ import signal
 import socket
 import subprocess
 import sys
+import traceback
+import types
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+AUDIT = "AWS_CLI_FORK_AUDIT"
+IMPORT_TIME = ("BOTO_DISABLE_CRT", "TZ", "LANG", "LC_ALL", "LC_CTYPE")
+"""Variables (and every PYTHON* one) that awscli, botocore or Python read at start-up: a caller
+whose values differ from the server's runs the entry point."""
+PACKAGES = ("awscli", "botocore", "s3transfer", "site")
+"""Whose modules `_rehome` rewrites (site: the user site directory under $HOME)."""
+
 CLIENT = """\
 #!{python} -SE
-# The aws CLI, run by the fork server at {socket} (tests/support/aws_cli_fork.py).
+# The aws CLI, run by the fork server (tests/support/aws_cli_fork.py).
 import json, os, signal, socket, sys
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+ignored = [int(s) for s in FORWARDED if signal.getsignal(s) is signal.SIG_IGN]
+# Until the call's pid is known, a signal waits: it is passed on once the handlers are set.
+signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+for fd in (0, 1, 2):
+    try:
+        os.fstat(fd)
+    except OSError:  # a closed stream: the socket could take its number; the CLI as it is
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+        os.execv({entry!r}, [{entry!r}, *sys.argv[1:]])
 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 try:
-    conn.connect({socket!r})
+    conn.connect({address!r})
 except OSError as err:
     sys.stderr.write(f"aws (test launcher): no fork server: {{err}}\\n")
     sys.exit(255)
-request = json.dumps({{"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
+request = json.dumps(
+    {{"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd(), "ignored": ignored}}
+).encode()
 socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [0, 1, 2])
 answers = conn.makefile("rb")
-child = int(answers.readline() or 0)
+try:
+    child = int(answers.readline() or 0)
+except ValueError:
+    child = 0
 def forward(signum, _frame):
-    try:
-        os.kill(child, signum)
-    except ProcessLookupError:
-        pass
-for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-    signal.signal(signum, forward)
+    if child > 0:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+for signum in FORWARDED:
+    if signum not in ignored:
+        signal.signal(signum, forward)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 how, _, number = (answers.readline().decode() or "exit 255").partition(" ")
 if how == "signal":
     signal.signal(int(number), signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [int(number)])
     os.kill(os.getpid(), int(number))
 sys.exit(int(number))
 """
@@ -65,6 +104,8 @@ WARM_UP = (
     ["sts", "get-caller-identity", "--generate-cli-skeleton", "input"],
 )
 """Commands that load the CLI's and the S3 and STS models without sending anything."""
+
+SERVER_HOME = [""]
 
 
 def _share_parsed_models() -> None:
@@ -95,32 +136,66 @@ def _warm_up() -> None:
         session.create_client(
             service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
         )
+    del session
+    gc.collect()  # what the warm-up made and dropped (its loaders' search paths among it)
 
 
-def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
-    size = int.from_bytes(data[:8], "big")
-    body = data[8:]
-    while len(body) < size:
-        chunk = conn.recv(size - len(body))
-        if not chunk:
-            raise ConnectionError("the client went away mid-request")
-        body += chunk
-    return json.loads(body), fds
+def _rehomed(value: object, old: str, new: str) -> object:
+    if isinstance(value, str) and old in value:
+        return value.replace(old, new)
+    if isinstance(value, tuple) and any(isinstance(v, str) and old in v for v in value):
+        return tuple(_rehomed(v, old, new) for v in value)
+    return value
+
+
+def _rehome_function(function: types.FunctionType, old: str, new: str) -> None:
+    if function.__defaults__:
+        function.__defaults__ = _rehomed(function.__defaults__, old, new)  # type: ignore[assignment]
+    if function.__kwdefaults__:
+        for name, value in function.__kwdefaults__.items():
+            function.__kwdefaults__[name] = _rehomed(value, old, new)
 
 
 def _rehome(home: str) -> None:
-    """Module constants the CLI computed from $HOME at import (its assumed-role credential
-    cache, ~/.aws/cli/cache, among them) were the server's: make them the caller's. The
-    server's HOME is a directory of its own that nothing else names, so that a path missed
-    here would show up there (tests/test_aws_cli_fork.py looks)."""
-    server_home = SERVER_HOME[0]
+    """Paths the CLI computed from $HOME at import (its assumed-role credential cache, its
+    alias file, the SSO caches) were the server's: make them the caller's, in every module of
+    awscli, botocore and s3transfer, their classes, and their functions' defaults."""
+    old = SERVER_HOME[0]
     for name, module in list(sys.modules.items()):
-        if module is None or name.partition(".")[0] not in ("awscli", "botocore", "s3transfer"):
+        if module is None or name.partition(".")[0] not in PACKAGES:
             continue
         for attr, value in list(vars(module).items()):
-            if isinstance(value, str) and value.startswith(server_home):
-                setattr(module, attr, home + value[len(server_home) :])
+            if isinstance(value, types.FunctionType):
+                _rehome_function(value, old, home)
+            elif isinstance(value, type) and value.__module__ == name:
+                for key, member in list(vars(value).items()):
+                    if isinstance(member, types.FunctionType):
+                        _rehome_function(member, old, home)
+                    elif isinstance(member, classmethod | staticmethod) and isinstance(
+                        member.__func__, types.FunctionType
+                    ):
+                        _rehome_function(member.__func__, old, home)
+                    elif _rehomed(member, old, home) is not member:
+                        setattr(value, key, _rehomed(member, old, home))
+            elif _rehomed(value, old, home) is not value:
+                setattr(module, attr, _rehomed(value, old, home))
+
+
+def _audit() -> list[str]:
+    """Every string still naming the server's HOME, in any container the GC tracks."""
+    old = SERVER_HOME[0]
+    found = []
+    for obj in gc.get_objects():
+        if obj is SERVER_HOME:
+            continue
+        values = obj.values() if isinstance(obj, dict) else obj
+        if isinstance(obj, dict | list | tuple | set | frozenset):
+            found += [v for v in values if isinstance(v, str) and old in v]
+    return found
+
+
+def _import_time_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k in IMPORT_TIME or k.startswith("PYTHON")}
 
 
 def _run_child(request: dict[str, object], fds: list[int]) -> None:
@@ -131,13 +206,21 @@ def _run_child(request: dict[str, object], fds: list[int]) -> None:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ignored = set(request["ignored"])  # type: ignore[call-overload]
+    for signum in (*FORWARDED, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
+    if signal.SIGINT not in ignored:  # what Python does at start-up
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     env = dict(request["env"])  # type: ignore[call-overload]
+    argv = list(request["argv"])  # type: ignore[call-overload]
+    os.chdir(str(request["cwd"]))
+    if _import_time_env(env) != _import_time_env(dict(os.environ)):
+        # Start-up reads these: the entry point itself, in this process (the caller's pid).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+        entry = str(Path(sys.executable).parent / "aws")
+        os.execve(entry, [entry, *argv[1:]], env)  # noqa: S606 (the CLI's own entry point)
     os.environ.clear()
     os.environ.update(env)
-    os.chdir(str(request["cwd"]))
     # What bin/aws and awscli/__init__.py do to the environment at start-up, for this caller,
     # with the same os.path calls (abspath, not resolve: no symlink is followed there).
     if os.environ.get("LC_CTYPE", "") == "UTF-8":
@@ -151,12 +234,29 @@ def _run_child(request: dict[str, object], fds: list[int]) -> None:
     paths.append(os.path.join(package, "data"))  # noqa: PTH118
     os.environ["AWS_DATA_PATH"] = os.pathsep.join(paths)
     _rehome(str(Path("~").expanduser()))
-    sys.argv = list(request["argv"])  # type: ignore[call-overload]
-    code = 255
+    sys.argv = argv
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+    code = 1
     try:
-        code = awscli.clidriver.main()
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
+        if env.get(AUDIT) == "1" and (left := _audit()):
+            sys.stderr.write(f"aws (test launcher): the server's HOME is still in {left}\n")
+            code = 3
+        elif env.get(AUDIT) == "forked":  # for the tests: which of the two ran
+            sys.stderr.write("aws (test launcher): forked\n")
+            code = 3
+        else:
+            code = awscli.clidriver.main()
+    except SystemExit as stop:  # as the interpreter reads it
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            sys.stderr.write(f"{stop.code}\n")
+    except KeyboardInterrupt:  # uncaught: Python ends by the signal
+        sys.stdout.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:  # noqa: BLE001 (the interpreter's own last words)
+        traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
@@ -164,16 +264,34 @@ def _run_child(request: dict[str, object], fds: list[int]) -> None:
         os._exit(code)
 
 
-SERVER_HOME = [""]
+def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
+    conn.settimeout(10)  # a caller that connects and stalls holds up no one for long
+    data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
+    try:
+        size = int.from_bytes(data[:8], "big")
+        body = data[8:]
+        while len(body) < size:
+            chunk = conn.recv(size - len(body))
+            if not chunk:
+                raise ConnectionError("the caller went away mid-request")
+            body += chunk
+        if len(fds) != 3:
+            raise ConnectionError("the caller sent no streams")
+        return json.loads(body), fds
+    except (OSError, ValueError):
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
-def serve(path: str) -> None:
+def serve(name: str, log: str) -> None:
+    """Serve at the abstract socket `name` (no file, no path length limit); log each end."""
     SERVER_HOME[0] = os.environ["HOME"]
     _warm_up()
     sys.stdout.flush()
     sys.stderr.flush()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    listener.bind(f"\0{name}")
     listener.listen(128)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -182,29 +300,48 @@ def serve(path: str) -> None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_r, selectors.EVENT_READ, "wake")
-    children: dict[int, socket.socket] = {}
+    selector.register(sys.stdin, selectors.EVENT_READ, "parent")
+    children: dict[int, socket.socket | None] = {}
+    ended = Path(log).open("a", buffering=1)  # noqa: SIM115 (open for the server's life)
     print("ready", flush=True)
     while True:
         for key, _events in selector.select():
-            if key.data == "accept":
+            if key.data == "parent":  # the test process has ended: so does this
+                if not os.read(sys.stdin.fileno(), 512):
+                    for pid in children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                    return
+            elif key.data == "accept":
                 conn, _ = listener.accept()
                 try:
                     request, fds = _receive(conn)
                 except (OSError, ValueError):
                     conn.close()
                     continue
+                conn.settimeout(None)
+                signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
                 pid = os.fork()
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
-                    for fd in (listener, conn, *children.values()):
-                        fd.close()
+                    for other in (listener, conn, *(c for c in children.values() if c)):
+                        other.close()
                     selector.close()
-                    os.close(wake_r)
-                    os.close(wake_w)
+                    ended.close()
+                    for fd in (wake_r, wake_w):
+                        os.close(fd)
                     _run_child(request, fds)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
                 for fd in fds:
                     os.close(fd)
-                conn.sendall(f"{pid}\n".encode())
+                try:
+                    conn.sendall(f"{pid}\n".encode())
+                except OSError:  # the caller is gone already: so is its call
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    conn.close()
+                    children[pid] = None
+                    continue
                 children[pid] = conn
                 selector.register(conn, selectors.EVENT_READ, pid)
             elif key.data == "wake":
@@ -220,15 +357,18 @@ def serve(path: str) -> None:
                 break
             if pid == 0:
                 break
-            conn = children.pop(pid)
+            if os.WIFSIGNALED(status):
+                answer = f"signal {os.WTERMSIG(status)}"
+            else:
+                answer = f"exit {os.waitstatus_to_exitcode(status)}"
+            ended.write(f"{pid} {answer}\n")
+            conn = children.pop(pid, None)
+            if conn is None:
+                continue
             with contextlib.suppress(KeyError):
                 selector.unregister(conn)
-            if os.WIFSIGNALED(status):
-                answer = f"signal {os.WTERMSIG(status)}\n"
-            else:
-                answer = f"exit {os.waitstatus_to_exitcode(status)}\n"
             with contextlib.suppress(OSError):
-                conn.sendall(answer.encode())
+                conn.sendall(f"{answer}\n".encode())
             conn.close()
 
 
@@ -240,24 +380,43 @@ class ForkedCli:
     """The server's pid: each running call is a child of it."""
     server_home: Path
     """The server's own HOME: nothing a call does may land there."""
+    log: Path
+    """One line a call as it ended: `<pid> exit <code>` or `<pid> signal <number>`."""
 
     def running(self) -> set[int]:
         """The calls the server is running now (its children)."""
         tasks = Path(f"/proc/{self.server}/task")
         return {int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()}
 
+    def how_ended(self, pid: int) -> str | None:
+        for line in self.log.read_text().splitlines():
+            number, _, how = line.partition(" ")
+            if int(number) == pid:
+                return how
+        return None
+
 
 @contextlib.contextmanager
 def forked_aws_cli(directory: Path) -> Iterator[ForkedCli]:
     """An `aws` that runs the CLI through a fork server, for as long as the block lasts."""
-    path = str(directory / "aws.sock")
+    name = f"ec2-assume-role-aws-cli-{uuid.uuid4().hex}"
     home = directory / "server-home"
     home.mkdir()
+    log = directory / "calls.log"
+    log.touch()
+    environment = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     server = subprocess.Popen(
-        [sys.executable, __file__, path],
+        [sys.executable, __file__, name, str(log)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "HOME": str(home)},
+        env=environment,
     )
     try:
         assert server.stdout is not None
@@ -266,15 +425,21 @@ def forked_aws_cli(directory: Path) -> Iterator[ForkedCli]:
         bin_dir = directory / "bin"
         bin_dir.mkdir()
         client = bin_dir / "aws"
-        client.write_text(CLIENT.format(python=sys.executable, socket=path))
+        entry = str(Path(sys.executable).parent / "aws")
+        address = f"\0{name}"
+        client.write_text(CLIENT.format(python=sys.executable, address=address, entry=entry))
         client.chmod(0o755)
-        yield ForkedCli(bin_dir, server.pid, home)
+        yield ForkedCli(bin_dir, server.pid, home, log)
     finally:
-        server.kill()
-        server.wait(timeout=30)
-        Path(path).unlink(missing_ok=True)
+        assert server.stdin is not None
+        server.stdin.close()  # the server kills what it still runs and ends
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C ends the tests, which end this
-    serve(sys.argv[1])
+    serve(sys.argv[1], sys.argv[2])
