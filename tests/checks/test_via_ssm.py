@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
-from support.aws_cli_fork import ForkedCli
+from support.aws_cli_fork import AUDIT, ForkedCli
 from support.check_world import (
     ACCOUNT,
     INSTANCE_ID,
@@ -113,6 +113,15 @@ class HostAgent:
 def aws_cli(forked_cli: ForkedCli) -> Path:
     """The directory of the forked CLI's `aws`."""
     return forked_cli.bin_dir
+
+
+def test_the_host_agents_calls_take_the_forked_cli(aws_cli: Path, tmp_path: Path) -> None:
+    """The host's environment (no locale, time zone or PYTHON* variables) is the one the
+    forked CLI serves itself, not through its fallback to the entry point: the tests that
+    use it are as fast as they claim."""
+    agent = HostAgent("http://127.0.0.1:9", {AUDIT: "forked"}, tmp_path / "config", aws_cli)
+    done = agent.run("aws --version")
+    assert done.returncode == 3 and "aws (test launcher): forked" in done.stderr, done.stderr
 
 
 def memory_dir(tmp_path: Path) -> Path:
