@@ -50,6 +50,17 @@ def caller_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def signed_by_testing(tmp_path: Path, endpoint: str, **extra: str) -> dict[str, str]:
+    """A caller of `endpoint` with the emulator's admin keys."""
+    return caller_env(
+        tmp_path,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        **extra,
+    )
+
+
 def test_it_answers_as_the_entry_point_does(forked: ForkedCli, server: str, tmp_path: Path) -> None:
     """A usage error (exit 2), an error AWS answers (exit 255, its words on stderr), and a
     success whose output format the caller's environment chooses; a relative path resolves
@@ -93,13 +104,7 @@ def test_an_assumed_role_is_cached_under_the_callers_home(
     )
     home = tmp_path / "home"
     home.mkdir()
-    env = caller_env(
-        tmp_path,
-        HOME=str(home),
-        AWS_ENDPOINT_URL=server,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-    )
+    env = signed_by_testing(tmp_path, server, HOME=str(home))
     done = subprocess.run(
         [str(forked.bin_dir / "aws"), "sts", "get-caller-identity", "--profile", "r"],
         env=env,
@@ -133,13 +138,7 @@ def hanging_call(
     tmp_path: Path, listener: socket.socket, *extra: str
 ) -> tuple[list[str], dict[str, str]]:
     host, port = listener.getsockname()
-    env = caller_env(
-        tmp_path,
-        AWS_ENDPOINT_URL=f"http://{host}:{port}",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_MAX_ATTEMPTS="1",
-    )
+    env = signed_by_testing(tmp_path, f"http://{host}:{port}", AWS_MAX_ATTEMPTS="1")
     return ["sts", "get-caller-identity", *extra], env
 
 
@@ -229,13 +228,7 @@ def test_the_aliases_in_the_callers_home_are_the_ones_used(
     home = tmp_path / "home"
     (home / ".aws" / "cli").mkdir(parents=True)
     (home / ".aws" / "cli" / "alias").write_text("[toplevel]\nwhoami = sts get-caller-identity\n")
-    env = caller_env(
-        tmp_path,
-        HOME=str(home),
-        AWS_ENDPOINT_URL=server,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-    )
+    env = signed_by_testing(tmp_path, server, HOME=str(home))
     entry, fork = both(forked, ["whoami", "--query", "Account"], env, tmp_path)
     assert entry[0] == 0, entry
     assert fork == entry
