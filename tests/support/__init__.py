@@ -1,2 +1,3 @@
 """Helpers the tests share: worlds built in the emulator, fault and metadata servers, the
-policy pack's harness and its breakage programs, and the IAM linter."""
+policy pack's harness and its breakage programs, the IAM linter, the forked aws CLI and the
+shared botocore models."""
