@@ -14,8 +14,9 @@ its child killed too. What the CLI sends, caches and prints is the CLI's own.
 What awscli and botocore work out at import from the environment stays the server's, so:
 - paths under $HOME (the CLI's credential cache, its alias file, the SSO caches) are
   rewritten to the caller's HOME in the child, wherever a module, a class or a function's
-  defaults hold them (`_rehome`); `AWS_CLI_FORK_AUDIT=1` makes a call fail if any string still
-  names the server's HOME (`AWS_CLI_FORK_AUDIT=forked` makes a forked call say so and stop);
+  defaults hold them (found once, after the warm-up: `_home_places`); `AWS_CLI_FORK_AUDIT=1`
+  makes a call fail if any string still names the server's HOME (`AWS_CLI_FORK_AUDIT=forked`
+  makes a forked call say so and stop);
 - a caller whose locale, time zone, Python or CRT variables differ from the server's, or
   whose standard streams are not all open, gets the entry point itself (exec'd in the child).
 
@@ -39,7 +40,7 @@ import sys
 import traceback
 import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,7 @@ IMPORT_TIME = ("BOTO_DISABLE_CRT", "TZ", "LANG", "LC_ALL", "LC_CTYPE")
 """Variables (and every PYTHON* one) that awscli, botocore or Python read at start-up: a caller
 whose values differ from the server's runs the entry point."""
 PACKAGES = ("awscli", "botocore", "s3transfer", "site")
-"""Whose modules `_rehome` rewrites (site: the user site directory under $HOME)."""
+"""Whose modules `_home_places` rewrites (site: the user site directory under $HOME)."""
 
 CLIENT = """\
 #!{python} -SE
@@ -106,28 +107,19 @@ WARM_UP = (
 """Commands that load the CLI's and the S3 and STS models without sending anything."""
 
 SERVER_HOME = [""]
-
-
-def _share_parsed_models() -> None:
-    """Each botocore JSON file parsed once in the server; every child inherits the result."""
-    from botocore.loaders import JSONFileLoader
-
-    parse = JSONFileLoader.load_file
-    parsed: dict[str, object] = {}
-
-    def load_file(self: JSONFileLoader, file_path: str) -> object:
-        if file_path not in parsed:
-            parsed[file_path] = parse(self, file_path)
-        return parsed[file_path]
-
-    JSONFileLoader.load_file = load_file  # type: ignore[method-assign]
+"""The server's HOME (in a list, which `_audit` skips: a module's str would name it itself)."""
+REHOME: list[Callable[[str], None]] = []
+"""Each place where a module of PACKAGES holds the server's HOME after the warm-up, as a call
+that puts the caller's there instead (`_home_places`, once; each child runs them)."""
 
 
 def _warm_up() -> None:
     import awscli.clidriver
     import botocore.session
 
-    _share_parsed_models()
+    from support.model_cache import share_botocore_models  # the tests' own, once a process
+
+    share_botocore_models()
     with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):
         for argv in WARM_UP:
             awscli.clidriver.create_clidriver().main(argv)
@@ -140,45 +132,54 @@ def _warm_up() -> None:
     gc.collect()  # what the warm-up made and dropped (its loaders' search paths among it)
 
 
+def _holds(value: object, old: str) -> bool:
+    if isinstance(value, str):
+        return old in value
+    return isinstance(value, tuple) and any(_holds(v, old) for v in value)
+
+
 def _rehomed(value: object, old: str, new: str) -> object:
-    if isinstance(value, str) and old in value:
+    if isinstance(value, str):
         return value.replace(old, new)
-    if isinstance(value, tuple) and any(isinstance(v, str) and old in v for v in value):
+    if isinstance(value, tuple):
         return tuple(_rehomed(v, old, new) for v in value)
     return value
 
 
-def _rehome_function(function: types.FunctionType, old: str, new: str) -> None:
-    if function.__defaults__:
-        function.__defaults__ = _rehomed(function.__defaults__, old, new)  # type: ignore[assignment]
-    if function.__kwdefaults__:
-        for name, value in function.__kwdefaults__.items():
-            function.__kwdefaults__[name] = _rehomed(value, old, new)
-
-
-def _rehome(home: str) -> None:
+def _home_places(old: str) -> list[Callable[[str], None]]:
     """Paths the CLI computed from $HOME at import (its assumed-role credential cache, its
-    alias file, the SSO caches) were the server's: make them the caller's, in every module of
-    awscli, botocore and s3transfer, their classes, and their functions' defaults."""
-    old = SERVER_HOME[0]
+    alias file, the SSO caches): where modules of PACKAGES, their classes and their functions'
+    defaults hold them, each as a call that rewrites it for another HOME."""
+    places: list[Callable[[str], None]] = []
+
+    def attribute(owner: object, name: str, value: object) -> None:
+        if _holds(value, old):
+            places.append(lambda home: setattr(owner, name, _rehomed(value, old, home)))
+
+    def defaults(function: object) -> None:
+        if not isinstance(function, types.FunctionType):
+            return
+        attribute(function, "__defaults__", function.__defaults__)
+        for name, value in (function.__kwdefaults__ or {}).items():
+            if _holds(value, old):
+                places.append(
+                    lambda home, kw=function.__kwdefaults__, n=name, v=value: kw.__setitem__(
+                        n, _rehomed(v, old, home)
+                    )
+                )
+
     for name, module in list(sys.modules.items()):
         if module is None or name.partition(".")[0] not in PACKAGES:
             continue
-        for attr, value in list(vars(module).items()):
-            if isinstance(value, types.FunctionType):
-                _rehome_function(value, old, home)
-            elif isinstance(value, type) and value.__module__ == name:
-                for key, member in list(vars(value).items()):
-                    if isinstance(member, types.FunctionType):
-                        _rehome_function(member, old, home)
-                    elif isinstance(member, classmethod | staticmethod) and isinstance(
-                        member.__func__, types.FunctionType
-                    ):
-                        _rehome_function(member.__func__, old, home)
-                    elif _rehomed(member, old, home) is not member:
-                        setattr(value, key, _rehomed(member, old, home))
-            elif _rehomed(value, old, home) is not value:
-                setattr(module, attr, _rehomed(value, old, home))
+        for attr, value in vars(module).items():
+            defaults(value)
+            attribute(module, attr, value)
+            if isinstance(value, type) and value.__module__ == name:
+                for key, member in vars(value).items():
+                    method = isinstance(member, classmethod | staticmethod)
+                    defaults(member.__func__ if method else member)
+                    attribute(value, key, member)
+    return places
 
 
 def _audit() -> list[str]:
@@ -233,7 +234,9 @@ def _run_child(request: dict[str, object], fds: list[int]) -> None:
     package = os.path.dirname(os.path.abspath(awscli.__file__))  # noqa: PTH100, PTH120
     paths.append(os.path.join(package, "data"))  # noqa: PTH118
     os.environ["AWS_DATA_PATH"] = os.pathsep.join(paths)
-    _rehome(str(Path("~").expanduser()))
+    home = str(Path("~").expanduser())
+    for rehome in REHOME:
+        rehome(home)
     sys.argv = argv
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     code = 1
@@ -288,6 +291,7 @@ def serve(name: str, log: str) -> None:
     """Serve at the abstract socket `name` (no file, no path length limit); log each end."""
     SERVER_HOME[0] = os.environ["HOME"]
     _warm_up()
+    REHOME.extend(_home_places(SERVER_HOME[0]))
     sys.stdout.flush()
     sys.stderr.flush()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -442,4 +446,5 @@ def forked_aws_cli(directory: Path) -> Iterator[ForkedCli]:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C ends the tests, which end this
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, as pytest has it
     serve(sys.argv[1], sys.argv[2])
