@@ -326,18 +326,23 @@ CLI calls (assume, list, put) before the get that hangs past it. The body needs 
 of its own; a machine with both cores busy may need a longer one for the calls before."""
 
 
-def test_the_script_stops_at_its_own_deadline_and_cleans_up(server: str, tmp_path: Path) -> None:
+def test_the_script_stops_at_its_own_deadline_and_cleans_up(
+    server: str, aws_cli: Path, tmp_path: Path
+) -> None:
     """The SSM agent SIGKILLs at executionTimeout, when no trap runs: the script's body has its
     own deadline inside it, and the outer part then deletes what the body wrote and removes the
     CLI's credential cache. Here every get hangs, so the body is stopped mid-prepare, after
     its put. Every try, however it went, ends by its deadline and leaves nothing behind. The
-    CLI's entry point, not the forked CLI: the deadline's signals reach real aws processes."""
+    forked CLI: `timeout` signals its process group, each `aws` there passes the signal to its
+    call or, killed outright, takes its call with it (tests/test_aws_cli_fork.py), and its
+    0.2 s calls let the first, shortest deadline reach the put even on a busy machine."""
     world = build(Wiring(services=("service-a",)))
     agent = HostAgent(server, world.environment(), write_profiles(tmp_path, world.outputs))
     bin_dir = tmp_path / "slow-bin"
     bin_dir.mkdir()
     (bin_dir / "aws").write_text(
-        f'#!/bin/bash\ncase " $* " in *" get-object "*) sleep 90 ;; esac\nexec {BIN / "aws"} "$@"\n'
+        '#!/bin/bash\ncase " $* " in *" get-object "*) sleep 90 ;; esac\n'
+        f'exec {aws_cli / "aws"} "$@"\n'
     )
     (bin_dir / "aws").chmod(0o755)
     agent.path = f"{bin_dir}{os.pathsep}{agent.path}"
