@@ -1,5 +1,6 @@
 """Entry point: `python -m checks --help`, and the `ec2-assume-role-check` command."""
 
+import atexit
 import os
 import signal
 import sys
@@ -17,13 +18,20 @@ def main() -> None:
     from checks.cli import main as check  # after the handlers: importing takes a second
 
     code = check()
+    sys.stdout.flush()
+    sys.stderr.flush()
     if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
         # Interrupted, and the cleanup has run: do not wait for threads still blocked in the
         # network (the Pulumi mock runtime's, a stuck request's), which could take minutes.
-        sys.stdout.flush()
-        sys.stderr.flush()
         os._exit(code)
-    sys.exit(code)
+    # Done, the report out: what is left is the interpreter's teardown, which frees every
+    # object one by one. After a rehearsal (moto's backends and Pulumi's modules loaded) that
+    # took 2.9 s of a 12.7 s run. The exit handlers still run (logging's flush, temporary
+    # directories' finalizers); only the teardown is skipped.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -408,6 +408,28 @@ def test_a_signal_the_moment_the_process_starts_is_one_line_or_nothing() -> None
     assert all(outcome in allowed for outcome in outcomes), outcomes
 
 
+def test_a_finished_run_skips_only_the_teardown_not_its_exit_handlers_or_output() -> None:
+    """`python -m checks` ends with os._exit once its report is out (the interpreter's
+    teardown took seconds after a rehearsal): the exit handlers still run, in order, and
+    what they and the run printed reaches a pipe whole, with the run's exit code."""
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('second handler', flush=False))\n"
+        "atexit.register(lambda: print('first handler', file=sys.stderr, flush=False))\n"
+        "sys.argv = ['checks', '--outputs', 'none.json']\n"
+        "runpy.run_module('checks', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "second handler\n"
+    assert done.stderr.splitlines() == [
+        "checks: error: outputs file 'none.json' does not exist",
+        "first handler",
+    ], done.stderr
+
+
 LOOK = (
     "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
     "signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
