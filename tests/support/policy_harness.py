@@ -39,7 +39,7 @@ from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOp
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from infra.mock_program import PROGRAM
+from infra.mock_program import PROGRAM, without_source_positions
 from infra.settings import NAMESPACE
 from policy import rules
 
@@ -148,7 +148,8 @@ def run(
             program()
         _sync_await(wait_for_rpcs())
 
-    contextvars.Context().run(evaluate)
+    with without_source_positions():
+        contextvars.Context().run(evaluate)
     return monitor.recorded
 
 
