@@ -13,9 +13,11 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
+import pytest
 from support.model_cache import list_services
 
 SERVICES = ("s3", "iam", "sts", "kms", "ssm")
@@ -81,3 +83,84 @@ def test_the_shared_documents_are_what_one_session_alone_ends_up_with() -> None:
     assert set(shared) == set(alone)
     for path, document in alone.items():
         assert shared[path] == document, path
+
+
+def test_a_shared_alias_is_what_an_aliaser_of_its_own_works_out() -> None:
+    """Every event name the sessions so far had aliased, aliased again by an aliaser with a
+    cache of its own: the same answers. An aliaser with other aliases keeps its own cache."""
+    from botocore import hooks
+    from support.model_cache import aliases
+
+    boto3.Session(region_name="eu-west-1").client("s3")
+    assert aliases, "a session and its client alias event names through the shared cache"
+    own = hooks.EventAliaser(hooks.HierarchicalEmitter())
+    assert own._alias_name_cache is aliases
+    own._alias_name_cache = {}
+    for name, alias in list(aliases.items()):
+        assert own._alias_event_name(name) == alias, name
+    other = hooks.EventAliaser(hooks.HierarchicalEmitter(), {"bucket": "pail"})
+    assert other._alias_name_cache is not aliases
+    assert other._alias_event_name("before-call.s3.bucket") == "before-call.s3.pail"
+    assert "before-call.s3.bucket" not in aliases or aliases["before-call.s3.bucket"] != (
+        "before-call.s3.pail"
+    )
+
+
+def test_a_handler_without_kwargs_is_still_refused_however_it_is_made() -> None:
+    """The shared **kwargs answer is inspect's for each kind of handler, and botocore still
+    refuses one that takes no **kwargs, also where a __signature__ says other than its code,
+    or a second closure of the same code differs in nothing but its cell."""
+    import functools
+    import inspect
+
+    from botocore import hooks
+    from support.model_cache import accepts_kwargs
+
+    def with_kwargs(**kwargs: object) -> None:
+        pass
+
+    def without(event_name: str) -> None:
+        pass
+
+    def made() -> Callable[..., None]:
+        def handler(**kwargs: object) -> None:
+            pass
+
+        return handler
+
+    plain, disguised = made(), made()  # one code; the second says it takes nothing
+    disguised.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
+
+    class Handler:
+        def method(self, **kwargs: object) -> None:
+            pass
+
+        def narrow(self, x: int) -> None:
+            pass
+
+        def __call__(self, x: int) -> None:
+            pass
+
+    def closure(n: int) -> Callable[..., int]:
+        return lambda **kwargs: n
+
+    handlers = [
+        with_kwargs,
+        without,
+        plain,
+        disguised,
+        Handler().method,
+        Handler().narrow,
+        Handler(),
+        functools.partial(without),
+        functools.partial(with_kwargs),
+        closure(1),
+        closure(2),
+    ]
+    for handler in handlers * 2:  # the second time from the shared answers
+        assert bool(hooks.accepts_kwargs(handler)) == bool(accepts_kwargs(handler)), handler
+    session = boto3.Session(region_name="eu-west-1")._session
+    for refused in (without, disguised, Handler().narrow, Handler(), functools.partial(without)):
+        with pytest.raises(ValueError, match="must accept keyword arguments"):
+            session.register("before-call.s3", refused)
+    session.register("before-call.s3", with_kwargs)

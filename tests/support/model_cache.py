@@ -12,8 +12,11 @@ subprocess (the aws CLI) load models as they always do.
 from __future__ import annotations
 
 import threading
+import types
+from collections.abc import Callable
 from typing import Any
 
+from botocore import hooks
 from botocore.loaders import JSONFileLoader, Loader
 
 parse_file = JSONFileLoader.load_file
@@ -22,10 +25,17 @@ list_services = Loader.list_available_services
 parsed: dict[str, Any] = {}
 _listed: dict[tuple[tuple[str, ...], str], list[str]] = {}
 _lock = threading.Lock()
+accepts_kwargs = hooks.accepts_kwargs
+alias_init = hooks.EventAliaser.__init__
+"""botocore's own, unshared."""
+aliases: dict[str, str] = {}
+"""Event name -> its alias under botocore's own EVENT_ALIASES, for every aliaser that has them."""
+_takes_kwargs: dict[types.CodeType, bool] = {}
 
 
 def share_botocore_models() -> None:
-    """Patch JSONFileLoader.load_file, once, to parse each model file once per process."""
+    """Patch JSONFileLoader.load_file, once, to parse each model file once per process; and
+    share the lookups too (`share_botocore_lookups`)."""
     if getattr(JSONFileLoader.load_file, "shared", False):
         return
 
@@ -47,3 +57,36 @@ def share_botocore_models() -> None:
     load_file.shared = True  # type: ignore[attr-defined]
     JSONFileLoader.load_file = load_file
     Loader.list_available_services = list_available_services
+    share_botocore_lookups()
+
+
+def _code_of(handler: Callable[..., Any]) -> types.CodeType | None:
+    """The code that alone decides whether `handler` takes **kwargs: a plain function's or a
+    bound method's, unless a __signature__ overrides it; None for anything else."""
+    function = handler.__func__ if isinstance(handler, types.MethodType) else handler
+    if not isinstance(function, types.FunctionType) or hasattr(function, "__signature__"):
+        return None
+    return function.__code__
+
+
+def share_botocore_lookups() -> None:
+    """Patch botocore's event aliaser and its **kwargs check, once, to share their answers."""
+    if getattr(hooks.accepts_kwargs, "shared", False):
+        return
+
+    def takes_kwargs(handler: Callable[..., Any]) -> bool:
+        code = _code_of(handler)
+        if code is None:
+            return bool(accepts_kwargs(handler))
+        if code not in _takes_kwargs:
+            _takes_kwargs[code] = bool(accepts_kwargs(handler))
+        return _takes_kwargs[code]
+
+    def init(self: hooks.EventAliaser, event_emitter: Any, event_aliases: Any = None) -> None:
+        alias_init(self, event_emitter, event_aliases)
+        if self._event_aliases == hooks.EVENT_ALIASES:  # a session's, or a copy for a client
+            self._alias_name_cache = aliases
+
+    takes_kwargs.shared = True  # type: ignore[attr-defined]
+    hooks.accepts_kwargs = takes_kwargs
+    hooks.EventAliaser.__init__ = init  # type: ignore[method-assign]
