@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -157,6 +159,25 @@ def stack_config(services: Iterable[str] = ("service-a",), **keys: Any) -> dict[
     }
     config.update({f"ec2-assume-role:{key}": value for key, value in keys.items()})
     return config
+
+
+_evaluations: dict[str, Run] = {}
+
+
+def evaluated(config: dict[str, Any]) -> Run:
+    """`__main__.py` under recording mocks, evaluated once per config and test process, for
+    tests that only read what it made: each call gets its own deep copy, so what one test
+    does to it no other sees. A test that patches anything the program reads (the SDK, the
+    environment, the mocks) uses `run_program`, which evaluates each time."""
+    key = json.dumps(config, sort_keys=True)
+    if key not in _evaluations:
+        mocks = RecordingMocks(str(config.get("aws:region", REGION)))
+        _evaluations[key] = Run(outputs=evaluate(mocks, config), mocks=mocks)
+    once = _evaluations[key]
+    mocks = RecordingMocks(once.mocks.region)
+    mocks.resources = copy.deepcopy(once.mocks.resources)
+    mocks.calls = copy.deepcopy(once.mocks.calls)
+    return Run(outputs=copy.deepcopy(once.outputs), mocks=mocks)
 
 
 @pytest.fixture

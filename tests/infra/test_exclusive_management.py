@@ -80,14 +80,15 @@ def _evaluate(config: dict[str, Any]) -> Evaluation:
     return Evaluation(Run(outputs=outputs, mocks=mocks), registered)
 
 
-@pytest.fixture(params=list(TOPOLOGIES))
-def run(request: pytest.FixtureRequest, run_program: Callable[[dict[str, Any]], Run]) -> Run:
-    return run_program(TOPOLOGIES[request.param])
-
-
 @pytest.fixture(params=list(TOPOLOGIES), scope="module")
 def stack(request: pytest.FixtureRequest) -> Evaluation:
     return _evaluate(TOPOLOGIES[request.param])
+
+
+@pytest.fixture
+def run(stack: Evaluation) -> Run:
+    """The same evaluation's resources (the tests only read them)."""
+    return stack.run
 
 
 def _on(run: Run, typ: str, key: str, role_name: str) -> list[Any]:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import RecordingMocks, Run, stack_config
+from conftest import RecordingMocks, Run, evaluated, stack_config
 from support.replacements import (
     NESTED_REPLACE_FORCING,
     REPLACE_FORCING,
@@ -28,8 +28,7 @@ ASSOCIATION = "aws:ssm/association:Association"
 
 
 def _run(services: list[str], **keys: Any) -> Run:
-    mocks = RecordingMocks()
-    return Run(outputs=evaluate(mocks, stack_config(services, **keys)), mocks=mocks)
+    return evaluated(stack_config(services, **keys))
 
 
 THREE = ["service-a", "service-b", "service-c"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import configparser
-import copy
-import functools
 import hashlib
 import json
 import re
@@ -14,11 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT, AMI, SHARED_OUTPUTS, RecordingMocks, Run, physical, stack_config
+from conftest import ACCOUNT, AMI, SHARED_OUTPUTS, Run, evaluated, physical, stack_config
 from support.iam_lint import findings
 
 from checks.trust import as_list
-from infra.mock_program import evaluate
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -52,35 +49,19 @@ def _aws_principals(trust: str) -> list[str]:
     ]
 
 
-@functools.cache
-def _evaluated(services: tuple[str, ...], topology: str) -> Run:
-    """The program under recording mocks, once per config and test process: the fixtures
-    below hand each test its own deep copy, so what one test does to it no other sees."""
-    mocks = RecordingMocks()
-    return Run(outputs=evaluate(mocks, stack_config(services, topology=topology)), mocks=mocks)
-
-
-def _evaluation(services: tuple[str, ...], topology: str) -> Run:
-    once = _evaluated(services, topology)
-    mocks = RecordingMocks()
-    mocks.resources = copy.deepcopy(once.mocks.resources)
-    mocks.calls = copy.deepcopy(once.mocks.calls)
-    return Run(outputs=copy.deepcopy(once.outputs), mocks=mocks)
-
-
 @pytest.fixture(params=[ONE, THREE], ids=["1-service", "3-services"])
 def shared(request: pytest.FixtureRequest) -> Run:
-    return _evaluation(request.param, "shared")
+    return evaluated(stack_config(request.param))
 
 
 @pytest.fixture(params=[ONE, THREE], ids=["1-service", "3-services"])
 def dedicated(request: pytest.FixtureRequest) -> Run:
-    return _evaluation(request.param, "dedicated")
+    return evaluated(stack_config(request.param, topology="dedicated"))
 
 
 @pytest.fixture(params=["shared", "dedicated"])
 def any_topology(request: pytest.FixtureRequest) -> Run:
-    return _evaluation(THREE, request.param)
+    return evaluated(stack_config(THREE, topology=request.param))
 
 
 def test_resource_side_each_service_role_trusts_ec2_and_exactly_the_host(shared: Run) -> None:
