@@ -15,6 +15,7 @@ Each world is built with enforcement off (as an administrator deploys it), then 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -357,6 +358,33 @@ def test_the_fixture_restores_moto_afterwards(aws: None) -> None:
     assert S3IAMRequest.check_action_permitted is check
     assert not hasattr(Policy, "policy_name")
     assert not hasattr(Policy, "policy_id")
+
+
+def test_ec2_ids_are_moto_s_uniform_hex_digits_from_its_seed_and_moto_gets_its_own_back(
+    aws: None,
+) -> None:
+    """rehearsal/moto_speed.py draws EC2's ids in one go: still `size` lowercase hex digits,
+    every digit at every position, decided by moto's seed; ids of real resources keep their
+    shape; moto's own draw is back after the block."""
+    from moto.ec2 import utils
+    from moto.moto_api._internal import mock_random
+
+    own = utils.random_resource_id
+    with aws_policy_rules():
+        assert utils.random_resource_id is not own
+        ids = [utils.random_resource_id(17) for _ in range(2000)]
+        assert all(re.fullmatch("[0-9a-f]{17}", i) for i in ids), ids[:3]
+        for position in range(17):
+            assert {i[position] for i in ids} == set("0123456789abcdef"), position
+        assert utils.random_resource_id(0) == "" and len(utils.random_resource_id()) == 8
+        mock_random.seed(7)
+        first = utils.random_id("vol")
+        mock_random.seed(7)
+        assert utils.random_id("vol") == first
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)
+        assert re.fullmatch(r"vol-[0-9a-f]{17}", volume["VolumeId"]), volume["VolumeId"]
+    assert utils.random_resource_id is own
 
 
 # 2. GetAccountAuthorizationDetails
