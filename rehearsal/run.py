@@ -35,6 +35,7 @@ from infra.errors import ConfigError
 from infra.mock_program import PROGRAM, evaluate
 from infra.partition import Partition, partition_of_region
 from rehearsal import matrix
+from rehearsal.botocore_models import share_botocore_models
 from rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
 from rehearsal.host import apply_associations
 from rehearsal.moto_rules import aws_iam_rules, aws_policy_rules
@@ -300,6 +301,7 @@ def run_rehearsal(
     reach: bool = True,
 ) -> Rehearsal:
     """Deploy the program with this stack config into moto and check it."""
+    share_botocore_models()  # its sessions and moto's parse each model once (a no-op again)
     region = str(config.get("aws:region") or DEFAULT_REGION)
     _refuse_unknown_region(region)
     with emulated_aws(region), aws_policy_rules():

@@ -13,11 +13,11 @@ from typing import Any
 import pulumi
 import pytest
 from support.aws_cli_fork import ForkedCli, forked_aws_cli
-from support.model_cache import share_botocore_models
 
 from checks.contract import OUTPUT_KEYS
 from infra.mock_program import evaluate
 from infra.partition import Partition, ec2_principal, partition_of_region
+from rehearsal.botocore_models import share_botocore_models
 
 share_botocore_models()  # every test process: see tests/support/model_cache.py
 

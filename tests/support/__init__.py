@@ -1,3 +1,2 @@
 """Helpers the tests share: worlds built in the emulator, fault and metadata servers, the
-policy pack's harness and its breakage programs, the IAM linter, the forked aws CLI and the
-shared botocore models."""
+policy pack's harness and its breakage programs, the IAM linter and the forked aws CLI."""

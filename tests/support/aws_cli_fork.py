@@ -117,7 +117,7 @@ def _warm_up() -> None:
     import awscli.clidriver
     import botocore.session
 
-    from support.model_cache import share_botocore_models  # the tests' own, once a process
+    from rehearsal.botocore_models import share_botocore_models  # the tests' own, once a process
 
     share_botocore_models()
     with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):

@@ -1,12 +1,24 @@
-"""botocore's JSON models, parsed once per test process instead of once per session.
+"""botocore's JSON models, parsed once per process instead of once per session.
 
-botocore caches what it loads per session (its Loader), and the check makes a session per run
-and per reader, the tests a fresh one per world: so each test parsed the S3, IAM, STS and
-endpoint models again, and listed the 400-odd service directories of botocore's data (what
-that cost: bench/README.md). This shares the parsed documents and the listing across sessions,
-as one session already shares them across its clients (botocore hands every client of a
-session the same object). A test speed fixture only: the check, the rehearsal and every
-subprocess (the aws CLI) load models as they always do.
+botocore caches what it loads per session (its Loader). The rehearsal makes a session per
+reader and for its roles, and moto makes one for each backend it starts (to list its regions);
+the tests make a fresh one per world. Each parsed the S3, IAM, STS, EC2, SSM and endpoint
+models again, and listed the 400-odd service directories of botocore's data: a dev-stack
+rehearsal spent about 4 s of its 10 s so (bench/README.md). This shares the parsed documents
+and the listing across sessions, as one session already shares them across its clients
+(botocore hands every client of a session the same object). botocore changes a model as it
+uses it, idempotently: tests/rehearsal/test_botocore_models.py shows the shared documents are
+those one session would have alone.
+
+Two lookups botocore repeats for every session and client are shared the same way, as pure
+functions of what they are asked (`share_botocore_lookups`): an event name's alias, which each
+session's event aliaser otherwise works out again, and whether an event handler takes
+**kwargs, which `inspect` otherwise answers at each of the hundreds of registrations a session
+makes. They were about a third of making a session and its clients.
+
+The rehearsal (`run_rehearsal`) and the tests' processes (their conftest, the forked aws CLI)
+install both. The check itself, which makes few sessions and runs on hosts, leaves botocore
+as it is.
 """
 
 from __future__ import annotations
@@ -89,4 +101,4 @@ def share_botocore_lookups() -> None:
 
     takes_kwargs.shared = True  # type: ignore[attr-defined]
     hooks.accepts_kwargs = takes_kwargs
-    hooks.EventAliaser.__init__ = init  # type: ignore[method-assign]
+    hooks.EventAliaser.__init__ = init

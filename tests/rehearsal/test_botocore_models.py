@@ -1,5 +1,5 @@
-"""The test speed fixture of tests/support/model_cache.py: one parse per process, and the
-documents every session sees are the ones it would have had alone.
+"""rehearsal/botocore_models.py: one parse per process, and the documents every session sees
+are the ones it would have had alone.
 
 botocore changes a model as it uses it (it merges the SDK extras into S3's shapes, and its
 endpoint defaults into endpoints.json), so a shared document is changed once per session. The
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from support.model_cache import list_services
+
+from rehearsal.botocore_models import list_services
 
 SERVICES = ("s3", "iam", "sts", "kms", "ssm")
 SESSIONS = textwrap.dedent(
@@ -29,7 +30,7 @@ SESSIONS = textwrap.dedent(
 
     seen = {{}}
     if sys.argv[1] == "shared":
-        from support.model_cache import parsed as seen, share_botocore_models
+        from rehearsal.botocore_models import parsed as seen, share_botocore_models
 
         share_botocore_models()
     else:
@@ -58,7 +59,7 @@ def _documents(mode: str, sessions: int) -> dict[str, object]:
         text=True,
         timeout=120,
         check=True,
-        cwd=Path(__file__).parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     documents: dict[str, object] = json.loads(done.stdout)
     return documents
@@ -89,7 +90,8 @@ def test_a_shared_alias_is_what_an_aliaser_of_its_own_works_out() -> None:
     """Every event name the sessions so far had aliased, aliased again by an aliaser with a
     cache of its own: the same answers. An aliaser with other aliases keeps its own cache."""
     from botocore import hooks
-    from support.model_cache import aliases
+
+    from rehearsal.botocore_models import aliases
 
     boto3.Session(region_name="eu-west-1").client("s3")
     assert aliases, "a session and its client alias event names through the shared cache"
@@ -114,7 +116,8 @@ def test_a_handler_without_kwargs_is_still_refused_however_it_is_made() -> None:
     import inspect
 
     from botocore import hooks
-    from support.model_cache import accepts_kwargs
+
+    from rehearsal.botocore_models import accepts_kwargs
 
     def with_kwargs(**kwargs: object) -> None:
         pass
@@ -164,3 +167,18 @@ def test_a_handler_without_kwargs_is_still_refused_however_it_is_made() -> None:
         with pytest.raises(ValueError, match="must accept keyword arguments"):
             session.register("before-call.s3", refused)
     session.register("before-call.s3", with_kwargs)
+
+
+def test_the_rehearsal_shares_the_models_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`run_rehearsal` installs the sharing first (a `python -m checks --rehearse` process
+    has no conftest): even a rehearsal refused at once, for a region AWS does not have, has."""
+    import rehearsal.run
+    from checks.stack_outputs import UsageError
+
+    calls: list[str] = []
+    monkeypatch.setattr(rehearsal.run, "share_botocore_models", lambda: calls.append("shared"))
+    with pytest.raises(UsageError, match="eu-north-9"):
+        rehearsal.run.run_rehearsal({"aws:region": "eu-north-9"})
+    assert calls == ["shared"]
