@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Run
+from support.aws_cli_fork import ForkedCli
 from support.check_world import REGION, Wiring, World, bucket_of, build
 from support.imds_server import Imds
 
@@ -43,6 +44,9 @@ class Host:
     """The host's `/`, where the association's script installs etc/aws/config."""
     container: Path
     """The container's `/`: etc/aws is the host's etc/aws directory, mounted (read-only)."""
+    cli: Path
+    """Where the container's `aws` is: the CLI forked from one process (tests/support/
+    aws_cli_fork.py), the same CLI at a quarter of the CPU a call."""
 
     def apply(self, services: list[str]) -> None:
         """Run the association's script for these services, as State Manager does on a change."""
@@ -63,13 +67,13 @@ class Host:
 
 
 @pytest.fixture
-def host(server: str, tmp_path: Path) -> Iterator[Host]:
+def host(server: str, tmp_path: Path, forked_cli: ForkedCli) -> Iterator[Host]:
     world = build(Wiring(services=("service-a", "service-b", "service-c")))
     imds = Imds(HOST_ROLE, world.credentials, hop_limit=2, hops=2)
     root, container = tmp_path / "host", tmp_path / "container"
     (root / "etc").mkdir(parents=True)
     (container / "etc").mkdir(parents=True)
-    found = Host(world, imds, root, container)
+    found = Host(world, imds, root, container, forked_cli.bin_dir)
     found.apply(["service-a", "service-b"])
     # -v /etc/aws:/etc/aws:ro
     (container / "etc" / "aws").symlink_to(root / "etc" / "aws", target_is_directory=True)
@@ -78,12 +82,12 @@ def host(server: str, tmp_path: Path) -> Iterator[Host]:
 
 
 def in_container(
-    server: str, imds: Imds, config: Path, profile: str, *args: str, **extra: str
+    cli: Path, server: str, imds: Imds, config: Path, profile: str, *args: str, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     """What `docker run -v /etc/aws:/etc/aws:ro -e AWS_CONFIG_FILE=/etc/aws/config -e
     AWS_PROFILE` gives the process: those two variables, and nothing else of AWS."""
     env = {
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{cli}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(config.parent.parent.parent),
         "AWS_CONFIG_FILE": str(config),
         "AWS_PROFILE": profile,
@@ -95,8 +99,11 @@ def in_container(
     return subprocess.run(["aws", *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-def who(server: str, imds: Imds, config: Path, profile: str) -> subprocess.CompletedProcess[str]:
+def who(
+    cli: Path, server: str, imds: Imds, config: Path, profile: str
+) -> subprocess.CompletedProcess[str]:
     return in_container(
+        cli,
         server,
         imds,
         config,
@@ -121,12 +128,26 @@ def test_a_container_reaches_its_own_bucket_through_the_mounted_profile(
     mounted = _listing(host.root / "etc" / "aws")
     with aws_iam_rules():
         own = in_container(
-            server, imds, config, "service-a", "s3", "ls", f"s3://{bucket_of('service-a')}"
+            host.cli,
+            server,
+            imds,
+            config,
+            "service-a",
+            "s3",
+            "ls",
+            f"s3://{bucket_of('service-a')}",
         )
         other = in_container(
-            server, imds, config, "service-a", "s3", "ls", f"s3://{bucket_of('service-b')}"
+            host.cli,
+            server,
+            imds,
+            config,
+            "service-a",
+            "s3",
+            "ls",
+            f"s3://{bucket_of('service-b')}",
         )
-        caller = who(server, imds, config, "service-a")
+        caller = who(host.cli, server, imds, config, "service-a")
     assert own.returncode == 0, own.stderr
     assert "data/keep.txt" in own.stdout or "data/" in own.stdout
     assert other.returncode != 0 and "AccessDenied" in other.stderr, (
@@ -150,10 +171,10 @@ def test_a_running_container_sees_a_renamed_service_without_a_restart(
     the same container (the same mount) has the new profile at once; the old one is gone."""
     imds, config = host.imds, host.config
     with aws_iam_rules():
-        before = who(server, imds, config, "service-c")
+        before = who(host.cli, server, imds, config, "service-c")
         host.apply(["service-a", "service-c"])
-        after = who(server, imds, config, "service-c")
-        gone = who(server, imds, config, "service-b")
+        after = who(host.cli, server, imds, config, "service-c")
+        gone = who(host.cli, server, imds, config, "service-b")
     assert before.returncode != 0 and "service-c" in before.stderr, before.stderr
     assert after.returncode == 0, after.stderr
     assert ":assumed-role/service-c-role-0a1b2c3/service-c.dev-host" in after.stdout
@@ -168,7 +189,7 @@ def test_a_single_file_mount_would_keep_the_old_profiles(server: str, host: Host
     pinned.parent.mkdir()
     os.link(host.root / "etc" / "aws" / "config", pinned)  # the inode, as a file bind mount
     host.apply(["service-a", "service-c"])
-    stale = who(server, host.imds, pinned, "service-c")
+    stale = who(host.cli, server, host.imds, pinned, "service-c")
     assert stale.returncode != 0 and "could not be found" in stale.stderr, stale.stderr
     assert "[profile service-b]" in pinned.read_text()
     assert "[profile service-c]" in host.config.read_text()
@@ -198,6 +219,7 @@ def test_with_hop_limit_1_a_container_gets_no_credentials(
     try:
         with aws_iam_rules():
             denied = in_container(
+                host.cli,
                 server,
                 from_container,
                 config,
@@ -206,7 +228,7 @@ def test_with_hop_limit_1_a_container_gets_no_credentials(
                 "get-caller-identity",
                 **quick,
             )
-            allowed = who(server, on_host, config, "service-a")
+            allowed = who(host.cli, server, on_host, config, "service-a")
     finally:
         from_container.stop()
         on_host.stop()

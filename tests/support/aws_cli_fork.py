@@ -117,7 +117,7 @@ def _warm_up() -> None:
     import awscli.clidriver
     import botocore.session
 
-    from rehearsal.botocore_models import share_botocore_models  # the tests' own, once a process
+    from rehearsal.botocore_models import share_botocore_models  # as the tests' processes do
 
     share_botocore_models()
     with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):
@@ -446,5 +446,5 @@ def forked_aws_cli(directory: Path) -> Iterator[ForkedCli]:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C ends the tests, which end this
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, as pytest has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository's packages
     serve(sys.argv[1], sys.argv[2])
