@@ -127,25 +127,9 @@ def test_a_container_reaches_its_own_bucket_through_the_mounted_profile(
     world, imds, config = host.world, host.imds, host.config
     mounted = _listing(host.root / "etc" / "aws")
     with aws_iam_rules():
-        own = in_container(
-            host.cli,
-            server,
-            imds,
-            config,
-            "service-a",
-            "s3",
-            "ls",
-            f"s3://{bucket_of('service-a')}",
-        )
-        other = in_container(
-            host.cli,
-            server,
-            imds,
-            config,
-            "service-a",
-            "s3",
-            "ls",
-            f"s3://{bucket_of('service-b')}",
+        own, other = (
+            in_container(host.cli, server, imds, config, "service-a", "s3", "ls", f"s3://{b}")
+            for b in (bucket_of("service-a"), bucket_of("service-b"))
         )
         caller = who(host.cli, server, imds, config, "service-a")
     assert own.returncode == 0, own.stderr
