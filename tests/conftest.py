@@ -19,7 +19,7 @@ from infra.mock_program import evaluate
 from infra.partition import Partition, ec2_principal, partition_of_region
 from rehearsal.botocore_models import share_botocore_models
 
-share_botocore_models()  # every test process: see tests/support/model_cache.py
+share_botocore_models()  # every test process: see rehearsal/botocore_models.py
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

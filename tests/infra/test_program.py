@@ -426,3 +426,21 @@ def test_under_the_mocks_resources_carry_no_stack_trace_and_the_sdk_keeps_its_ow
     monkeypatch.setattr(infra.mock_program, "without_source_positions", nullcontext)
     run_program(stack_config(ONE))
     assert frames and min(frames) > 0, "with the SDK's own, every registration has a trace"
+
+
+def test_each_evaluated_run_is_its_own_copy_of_a_fresh_evaluation(run_program: RunProgram) -> None:
+    """`conftest.evaluated` evaluates a config once: what a test does to its copy no later
+    one sees, and each copy registers what a fresh evaluation registers."""
+    first = evaluated(stack_config(ONE))
+    first.mocks.resources[0].inputs.clear()
+    first.mocks.resources.clear()
+    first.outputs.clear()
+    second, fresh = evaluated(stack_config(ONE)), run_program(stack_config(ONE))
+    assert second.outputs == fresh.outputs and second.outputs
+
+    def made(run: Run) -> list[tuple[str, str, str]]:  # the order of registration varies
+        return sorted(
+            (r.typ, r.name, json.dumps(r.inputs, sort_keys=True)) for r in run.mocks.resources
+        )
+
+    assert made(second) == made(fresh)
