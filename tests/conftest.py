@@ -161,6 +161,12 @@ def stack_config(services: Iterable[str] = ("service-a",), **keys: Any) -> dict[
     return config
 
 
+def fresh_run(config: dict[str, Any]) -> Run:
+    """`__main__.py` evaluated under new recording mocks for the config's region."""
+    mocks = RecordingMocks(str(config.get("aws:region", REGION)))
+    return Run(outputs=evaluate(mocks, config), mocks=mocks)
+
+
 _evaluations: dict[str, Run] = {}
 
 
@@ -171,8 +177,7 @@ def evaluated(config: dict[str, Any]) -> Run:
     environment, the mocks) uses `run_program`, which evaluates each time."""
     key = json.dumps(config, sort_keys=True)
     if key not in _evaluations:
-        mocks = RecordingMocks(str(config.get("aws:region", REGION)))
-        _evaluations[key] = Run(outputs=evaluate(mocks, config), mocks=mocks)
+        _evaluations[key] = fresh_run(config)
     once = _evaluations[key]
     mocks = RecordingMocks(once.mocks.region)
     mocks.resources = copy.deepcopy(once.mocks.resources)
@@ -182,14 +187,8 @@ def evaluated(config: dict[str, Any]) -> Run:
 
 @pytest.fixture
 def run_program() -> Callable[[dict[str, Any]], Run]:
-    """Evaluate `__main__.py` under recording mocks with the given config."""
-
-    def run(config: dict[str, Any]) -> Run:
-        mocks = RecordingMocks(str(config.get("aws:region", REGION)))
-        outputs = evaluate(mocks, config)
-        return Run(outputs=outputs, mocks=mocks)
-
-    return run
+    """Evaluate `__main__.py` under recording mocks with the given config, each time anew."""
+    return fresh_run
 
 
 @pytest.fixture

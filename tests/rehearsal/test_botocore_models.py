@@ -103,9 +103,7 @@ def test_a_shared_alias_is_what_an_aliaser_of_its_own_works_out() -> None:
     other = hooks.EventAliaser(hooks.HierarchicalEmitter(), {"bucket": "pail"})
     assert other._alias_name_cache is not aliases
     assert other._alias_event_name("before-call.s3.bucket") == "before-call.s3.pail"
-    assert "before-call.s3.bucket" not in aliases or aliases["before-call.s3.bucket"] != (
-        "before-call.s3.pail"
-    )
+    assert aliases.get("before-call.s3.bucket") != "before-call.s3.pail"
 
 
 def test_a_handler_without_kwargs_is_still_refused_however_it_is_made() -> None:
