@@ -8,7 +8,9 @@ rehearsal spent about 4 s of its 10 s so (bench/README.md). This shares the pars
 and the listing across sessions, as one session already shares them across its clients
 (botocore hands every client of a session the same object). botocore changes a model as it
 uses it, idempotently: tests/rehearsal/test_botocore_models.py shows the shared documents are
-those one session would have alone.
+those one session would have alone. A loader that merges other extras than botocore's own
+parses its own documents: moto's merges operations and error shapes into S3's and EC2's model
+for its own use, and merged into the shared documents they would reach every client.
 
 Two lookups botocore repeats for every session and client are shared the same way, as pure
 functions of what they are asked (`share_botocore_lookups`): an event name's alias, which each
@@ -45,11 +47,27 @@ aliases: dict[str, str] = {}
 _takes_kwargs: dict[types.CodeType, bool] = {}
 
 
+class OwnFileLoader(JSONFileLoader):  # type: ignore[misc]  # botocore has no types
+    """Parses each file itself, as botocore does: for a loader with extras of its own."""
+
+    load_file = parse_file
+
+
+loader_init = Loader.__init__
+"""botocore's own."""
+
+
 def share_botocore_models() -> None:
     """Patch JSONFileLoader.load_file, once, to parse each model file once per process; and
     share the lookups too (`share_botocore_lookups`)."""
     if getattr(JSONFileLoader.load_file, "shared", False):
         return
+
+    def init(self: Loader, *args: Any, **kwargs: Any) -> None:
+        loader_init(self, *args, **kwargs)
+        own_extras = self.extras_types != Loader.BUILTIN_EXTRAS_TYPES  # e.g. moto's
+        if own_extras and type(self.file_loader) is JSONFileLoader:
+            self.file_loader = OwnFileLoader()  # its extras would change the shared documents
 
     def load_file(self: JSONFileLoader, file_path: str) -> Any:
         if file_path not in parsed:
@@ -68,6 +86,7 @@ def share_botocore_models() -> None:
 
     load_file.shared = True  # type: ignore[attr-defined]
     JSONFileLoader.load_file = load_file
+    Loader.__init__ = init
     Loader.list_available_services = list_available_services
     share_botocore_lookups()
 

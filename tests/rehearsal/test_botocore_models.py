@@ -86,6 +86,22 @@ def test_the_shared_documents_are_what_one_session_alone_ends_up_with() -> None:
         assert shared[path] == document, path
 
 
+def test_motos_extras_stay_in_motos_own_models() -> None:
+    """moto's loader merges operations and error shapes of its own into S3's model (PostObject
+    among them); the document every session's clients get stays botocore's alone, before and
+    after moto loaded its own."""
+    from moto.core.loaders import create_loader
+
+    before = boto3.Session(region_name="eu-west-1").client("s3")
+    motos = create_loader().load_service_model("s3", "service-2")
+    assert "PostObject" in motos["operations"] and "BucketNotEmpty" in motos["shapes"]
+    after = boto3.Session(region_name="eu-west-1").client("s3")
+    for client in (before, after):
+        document = client.meta.service_model._service_description
+        assert "PostObject" not in document["operations"] and not hasattr(client, "post_object")
+        assert "BucketNotEmpty" not in document["shapes"]
+
+
 def test_a_shared_alias_is_what_an_aliaser_of_its_own_works_out() -> None:
     """Every event name the sessions so far had aliased, aliased again by an aliaser with a
     cache of its own: the same answers. An aliaser with other aliases keeps its own cache."""
