@@ -12,11 +12,19 @@ those one session would have alone. A loader that merges other extras than botoc
 parses its own documents: moto's merges operations and error shapes into S3's and EC2's model
 for its own use, and merged into the shared documents they would reach every client.
 
-Two lookups botocore repeats for every session and client are shared the same way, as pure
-functions of what they are asked (`share_botocore_lookups`): an event name's alias, which each
-session's event aliaser otherwise works out again, and whether an event handler takes
-**kwargs, which `inspect` otherwise answers at each of the hundreds of registrations a session
-makes. They were about a third of making a session and its clients.
+What botocore works out again for every session and client is shared the same way, as pure
+functions of what it is asked (`share_botocore_lookups`):
+- an event name's alias, which each session's event aliaser otherwise works out again;
+- whether an event handler takes **kwargs, which `inspect` otherwise answers at each of the
+  hundreds of registrations a session makes;
+- the API versions of a service, which each session's loader otherwise lists from disk;
+- a client class's methods, one function per operation, made from a model (each class still
+  gets its own copy, and botocore's and boto3's class hooks still add to it or take from it);
+- the endpoint provider of a ruleset, which each client otherwise parses again, and with it
+  the endpoints it has already resolved for the same parameters.
+The first two were about a third of making a session and its clients; the last three were
+about 35% of what was left (bench/README.md). The one visible difference: a method's
+docstring, rendered only by help(), is made with the first session's event emitter.
 
 The rehearsal (`run_rehearsal`) and the tests' processes (their conftest, the forked aws CLI)
 install both. The check itself, which makes few sessions and runs on hosts, leaves botocore
@@ -30,7 +38,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from botocore import hooks
+from botocore import hooks, regions
+from botocore.client import ClientCreator
 from botocore.loaders import JSONFileLoader, Loader
 
 parse_file = JSONFileLoader.load_file
@@ -45,6 +54,15 @@ alias_init = hooks.EventAliaser.__init__
 aliases: dict[str, str] = {}
 """Event name -> its alias under botocore's own EVENT_ALIASES, for every aliaser that has them."""
 _takes_kwargs: dict[types.CodeType, bool] = {}
+list_versions = Loader.list_api_versions
+create_methods = ClientCreator._create_methods
+endpoint_provider = regions.EndpointProvider
+"""botocore's own, unshared."""
+_versions: dict[tuple[tuple[str, ...], str, str], list[str]] = {}
+_methods: dict[int, tuple[object, dict[str, Any]]] = {}
+"""id(model document) -> (the document, held so that its id stays its own; its methods)."""
+_providers: dict[tuple[int, int, frozenset[str]], tuple[object, object, Any]] = {}
+"""(id(ruleset), id(partitions), excluded parameters) -> (ruleset, partitions, provider)."""
 
 
 class OwnFileLoader(JSONFileLoader):  # type: ignore[misc]  # botocore has no types
@@ -101,7 +119,7 @@ def _code_of(handler: Callable[..., Any]) -> types.CodeType | None:
 
 
 def share_botocore_lookups() -> None:
-    """Patch botocore's event aliaser and its **kwargs check, once, to share their answers."""
+    """Patch, once, the lookups the module docstring lists to share their answers."""
     if getattr(hooks.accepts_kwargs, "shared", False):
         return
 
@@ -118,6 +136,36 @@ def share_botocore_lookups() -> None:
         if self._event_aliases == hooks.EVENT_ALIASES:  # a session's, or a copy for a client
             self._alias_name_cache = aliases
 
+    def list_api_versions(self: Loader, service_name: str, type_name: str) -> list[str]:
+        key = (tuple(self.search_paths), service_name, type_name)
+        if key not in _versions:
+            versions = list_versions(self, service_name, type_name)
+            with _lock:
+                _versions.setdefault(key, versions)
+        return list(_versions[key])
+
+    def methods(self: ClientCreator, service_model: Any) -> dict[str, Any]:
+        document = service_model._service_description  # one object per process: shared above
+        entry = _methods.get(id(document))  # held there, so no other object takes its id
+        if entry is None:
+            entry = (document, create_methods(self, service_model))
+            with _lock:
+                _methods[id(document)] = entry
+        return dict(entry[1])  # the class hooks add to it and take from it
+
+    def provider(ruleset_data: Any, partition_data: Any, excluded_params: Any = None) -> Any:
+        key = (id(ruleset_data), id(partition_data), frozenset(excluded_params or ()))
+        entry = _providers.get(key)
+        if entry is None:
+            made = endpoint_provider(ruleset_data, partition_data, excluded_params)
+            entry = (ruleset_data, partition_data, made)
+            with _lock:
+                _providers[key] = entry
+        return entry[2]
+
     takes_kwargs.shared = True  # type: ignore[attr-defined]
     hooks.accepts_kwargs = takes_kwargs
     hooks.EventAliaser.__init__ = init
+    Loader.list_api_versions = list_api_versions
+    ClientCreator._create_methods = methods
+    regions.EndpointProvider = provider

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import boto3
@@ -196,3 +196,97 @@ def test_the_rehearsal_shares_the_models_before_anything_else(
     with pytest.raises(UsageError, match="eu-north-9"):
         rehearsal.run.run_rehearsal({"aws:region": "eu-north-9"})
     assert calls == ["shared"]
+
+
+def test_a_shared_listing_of_api_versions_is_the_loaders_own(tmp_path: Path) -> None:
+    """Each service's API versions, listed through the shared answers, are what the loader
+    lists alone; a loader that searches one more directory sees the version it holds there."""
+    from botocore.loaders import Loader
+
+    from rehearsal.botocore_models import list_versions
+
+    loader = boto3.Session()._loader
+    for service in SERVICES:
+        versions = loader.list_api_versions(service, "service-2")
+        assert versions == list_versions(Loader(), service, "service-2"), service
+    (tmp_path / "s3" / "2099-01-01").mkdir(parents=True)
+    (tmp_path / "s3" / "2099-01-01" / "service-2.json").write_text("{}")
+    wider = Loader(extra_search_paths=[str(tmp_path)])
+    assert "2099-01-01" in wider.list_api_versions("s3", "service-2")
+    assert "2099-01-01" not in Loader().list_api_versions("s3", "service-2")
+
+
+def test_each_client_class_gets_its_own_copy_of_the_shared_methods() -> None:
+    """A class hook that takes a method away takes it from its own session's class only;
+    boto3's hook still adds its methods; a class's operations are those botocore makes alone;
+    and a model document of its own gets methods of its own."""
+    import copy
+
+    from botocore import hooks
+    from botocore.client import ClientCreator
+    from botocore.model import ServiceModel
+
+    from rehearsal.botocore_models import create_methods
+
+    def take_list_buckets(class_attributes: dict[str, object], **_: object) -> None:
+        del class_attributes["list_buckets"]
+
+    narrowed = boto3.Session(region_name="eu-west-1")
+    narrowed._session.register("creating-client-class.s3", take_list_buckets)
+    left = narrowed.client("s3")
+    whole = boto3.Session(region_name="eu-west-1").client("s3")
+    assert not hasattr(left, "list_buckets") and hasattr(whole, "list_buckets")
+    assert hasattr(left, "upload_file") and hasattr(whole, "upload_file")  # boto3's hook
+    alone = ClientCreator.__new__(ClientCreator)  # all botocore's own needs is an emitter
+    alone._event_emitter = hooks.HierarchicalEmitter()
+    model = whole.meta.service_model
+    operations = set(create_methods(alone, model))
+    assert "list_buckets" in operations and "put_object" in operations
+    assert operations == set(whole._PY_TO_OP_NAME) == set(alone._create_methods(model))
+    document = copy.deepcopy(model._service_description)
+    document["operations"]["ListPails"] = dict(document["operations"]["ListBuckets"])
+    pails = alone._create_methods(ServiceModel(document, service_name="s3"))
+    assert "list_pails" in pails and "list_pails" not in alone._create_methods(model)
+
+
+def _resolved(provider: object, params: Mapping[str, object]) -> str:
+    """The endpoint a provider resolves, or the error it refuses the parameters with."""
+    from botocore.exceptions import EndpointResolutionError
+
+    try:
+        return str(provider.resolve_endpoint(**params).url)  # type: ignore[attr-defined]
+    except EndpointResolutionError as err:
+        return f"refused: {err}"
+
+
+def test_clients_share_an_endpoint_provider_that_resolves_as_their_own_would() -> None:
+    """Two sessions' clients of a service share one provider, whose endpoints are those a
+    provider of their own resolves, in each partition; S3's, which leaves some parameters
+    out, is not the provider of the same ruleset without them."""
+    from botocore import regions
+    from botocore.endpoint_provider import S3_UNREFERENCED_PARAMS
+
+    from rehearsal.botocore_models import endpoint_provider
+
+    loader = boto3.Session()._loader
+    partitions = loader.load_data("partitions")
+    answers: list[str] = []
+    for service in ("s3", "iam", "sts"):
+        ruleset = loader.load_service_model(service, "endpoint-rule-set-1")
+        for region in ("us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"):
+            first = boto3.Session(region_name=region).client(service)
+            second = boto3.Session(region_name=region).client(service)
+            shared = first._ruleset_resolver._provider
+            assert shared is second._ruleset_resolver._provider
+            own = endpoint_provider(ruleset, partitions)
+            for fips in (False, True):
+                params = {"Region": region, "UseFIPS": fips, "UseDualStack": False}
+                answers.append(_resolved(shared, params))
+                assert answers[-1] == _resolved(own, params), (service, region, fips)
+    assert any(a.startswith("refused") for a in answers)  # S3 has no FIPS in China
+    assert "https://s3.cn-north-1.amazonaws.com.cn" in answers
+
+    s3 = loader.load_service_model("s3", "endpoint-rule-set-1")
+    assert regions.EndpointProvider(s3, partitions, S3_UNREFERENCED_PARAMS) is not (
+        regions.EndpointProvider(s3, partitions)
+    )
