@@ -75,6 +75,16 @@ loader_init = Loader.__init__
 """botocore's own."""
 
 
+def _once(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """cache[key], made on first use; two threads may both make it, and the first one kept
+    is every caller's answer."""
+    if key not in cache:
+        made = make()
+        with _lock:
+            cache.setdefault(key, made)
+    return cache[key]
+
+
 def share_botocore_models() -> None:
     """Patch JSONFileLoader.load_file, once, to parse each model file once per process; and
     share the lookups too (`share_botocore_lookups`)."""
@@ -88,19 +98,11 @@ def share_botocore_models() -> None:
             self.file_loader = OwnFileLoader()  # its extras would change the shared documents
 
     def load_file(self: JSONFileLoader, file_path: str) -> Any:
-        if file_path not in parsed:
-            data = parse_file(self, file_path)
-            with _lock:
-                parsed.setdefault(file_path, data)
-        return parsed[file_path]
+        return _once(parsed, file_path, lambda: parse_file(self, file_path))
 
     def list_available_services(self: Loader, type_name: str) -> list[str]:
         key = (tuple(self.search_paths), type_name)
-        if key not in _listed:
-            names = list_services(self, type_name)
-            with _lock:
-                _listed.setdefault(key, names)
-        return list(_listed[key])
+        return list(_once(_listed, key, lambda: list_services(self, type_name)))
 
     load_file.shared = True  # type: ignore[attr-defined]
     JSONFileLoader.load_file = load_file
@@ -127,9 +129,7 @@ def share_botocore_lookups() -> None:
         code = _code_of(handler)
         if code is None:
             return bool(accepts_kwargs(handler))
-        if code not in _takes_kwargs:
-            _takes_kwargs[code] = bool(accepts_kwargs(handler))
-        return _takes_kwargs[code]
+        return bool(_once(_takes_kwargs, code, lambda: accepts_kwargs(handler)))
 
     def init(self: hooks.EventAliaser, event_emitter: Any, event_aliases: Any = None) -> None:
         alias_init(self, event_emitter, event_aliases)
@@ -138,29 +138,27 @@ def share_botocore_lookups() -> None:
 
     def list_api_versions(self: Loader, service_name: str, type_name: str) -> list[str]:
         key = (tuple(self.search_paths), service_name, type_name)
-        if key not in _versions:
-            versions = list_versions(self, service_name, type_name)
-            with _lock:
-                _versions.setdefault(key, versions)
-        return list(_versions[key])
+        return list(_once(_versions, key, lambda: list_versions(self, service_name, type_name)))
 
     def methods(self: ClientCreator, service_model: Any) -> dict[str, Any]:
         document = service_model._service_description  # one object per process: shared above
-        entry = _methods.get(id(document))  # held there, so no other object takes its id
-        if entry is None:
-            entry = (document, create_methods(self, service_model))
-            with _lock:
-                _methods[id(document)] = entry
+        # The entry holds the document, so no other object takes its id.
+        entry = _once(
+            _methods, id(document), lambda: (document, create_methods(self, service_model))
+        )
         return dict(entry[1])  # the class hooks add to it and take from it
 
     def provider(ruleset_data: Any, partition_data: Any, excluded_params: Any = None) -> Any:
         key = (id(ruleset_data), id(partition_data), frozenset(excluded_params or ()))
-        entry = _providers.get(key)
-        if entry is None:
-            made = endpoint_provider(ruleset_data, partition_data, excluded_params)
-            entry = (ruleset_data, partition_data, made)
-            with _lock:
-                _providers[key] = entry
+        entry = _once(  # the entry holds the documents, so their ids stay theirs
+            _providers,
+            key,
+            lambda: (
+                ruleset_data,
+                partition_data,
+                endpoint_provider(ruleset_data, partition_data, excluded_params),
+            ),
+        )
         return entry[2]
 
     takes_kwargs.shared = True  # type: ignore[attr-defined]
