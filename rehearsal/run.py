@@ -39,6 +39,7 @@ from rehearsal.botocore_models import share_botocore_models
 from rehearsal.emulator import EmulatorMocks, Tamper, UnknownResourceType
 from rehearsal.host import apply_associations
 from rehearsal.moto_rules import aws_iam_rules, aws_policy_rules
+from rehearsal.moto_speed import share_moto_setup
 
 PROJECT_DIR = PROGRAM.parent
 DEFAULT_REGION = "us-east-1"
@@ -111,6 +112,7 @@ def emulated_aws(region: str) -> Iterator[None]:
     """moto in-process, with fake credentials, restoring the environment afterwards."""
     from moto import mock_aws
 
+    share_moto_setup()  # a reset at the end need not build every backend again
     saved = {key: os.environ.get(key) for key in (*EMULATOR_ENV, *HIDDEN_ENV, *REGIONAL_ENV)}
     os.environ.update(EMULATOR_ENV, AWS_DEFAULT_REGION=region)
     for key in HIDDEN_ENV:

@@ -18,6 +18,7 @@ from checks.contract import OUTPUT_KEYS
 from infra.mock_program import evaluate
 from infra.partition import Partition, ec2_principal, partition_of_region
 from rehearsal.botocore_models import share_botocore_models
+from rehearsal.moto_speed import share_moto_setup
 
 share_botocore_models()  # every test process: see rehearsal/botocore_models.py
 
@@ -200,6 +201,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     """
     from moto import mock_aws
 
+    share_moto_setup()  # see rehearsal/moto_speed.py
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
