@@ -21,7 +21,9 @@ functions of what it is asked (`share_botocore_lookups`):
 - a client class's methods, one function per operation, made from a model (each class still
   gets its own copy, and botocore's and boto3's class hooks still add to it or take from it);
 - the endpoint provider of a ruleset, which each client otherwise parses again, and with it
-  the endpoints it has already resolved for the same parameters.
+  the endpoints it has already resolved for the same parameters;
+- which operation of a model discovers endpoints (most have none), which each client otherwise
+  finds by building a model of each of its service's operations.
 The first two were about a third of making a session and its clients; the last three were
 about 35% of what was left (bench/README.md). The one visible difference: a method's
 docstring, rendered only by help(), is made with the first session's event emitter.
@@ -41,6 +43,8 @@ from typing import Any
 from botocore import hooks, regions
 from botocore.client import ClientCreator
 from botocore.loaders import JSONFileLoader, Loader
+from botocore.model import ServiceModel
+from botocore.utils import CachedProperty
 
 parse_file = JSONFileLoader.load_file
 list_services = Loader.list_available_services
@@ -63,6 +67,10 @@ _methods: dict[int, tuple[object, dict[str, Any]]] = {}
 """id(model document) -> (the document, held so that its id stays its own; its methods)."""
 _providers: dict[tuple[int, int, frozenset[str]], tuple[object, object, Any]] = {}
 """(id(ruleset), id(partitions), excluded parameters) -> (ruleset, partitions, provider)."""
+find_discovery = ServiceModel.__dict__["endpoint_discovery_operation"]._fget
+"""botocore's own, unshared."""
+_discovery: dict[int, tuple[object, str | None]] = {}
+"""id(model document) -> (the document, the name of its endpoint discovery operation)."""
 
 
 class OwnFileLoader(JSONFileLoader):  # type: ignore[misc]  # botocore has no types
@@ -161,9 +169,20 @@ def share_botocore_lookups() -> None:
         )
         return entry[2]
 
+    def endpoint_discovery_operation(self: ServiceModel) -> Any:
+        document = self._service_description
+
+        def name() -> str | None:
+            found = find_discovery(self)
+            return None if found is None else str(found.name)
+
+        operation = _once(_discovery, id(document), lambda: (document, name()))[1]
+        return None if operation is None else self.operation_model(operation)
+
     takes_kwargs.shared = True  # type: ignore[attr-defined]
     hooks.accepts_kwargs = takes_kwargs
     hooks.EventAliaser.__init__ = init
     Loader.list_api_versions = list_api_versions
     ClientCreator._create_methods = methods
     regions.EndpointProvider = provider
+    ServiceModel.endpoint_discovery_operation = CachedProperty(endpoint_discovery_operation)

@@ -290,3 +290,27 @@ def test_clients_share_an_endpoint_provider_that_resolves_as_their_own_would() -
     assert regions.EndpointProvider(s3, partitions, S3_UNREFERENCED_PARAMS) is not (
         regions.EndpointProvider(s3, partitions)
     )
+
+
+def test_the_shared_endpoint_discovery_operation_is_the_models_own() -> None:
+    """Per model document, the operation botocore's own search finds (DynamoDB's
+    DescribeEndpoints; none for S3), as an operation of the asking model; a document of its
+    own, in which another operation discovers endpoints, gets its own answer."""
+    import copy
+
+    from botocore.model import ServiceModel
+
+    from rehearsal.botocore_models import find_discovery
+
+    loader = boto3.Session()._loader
+    for service, expected in (("dynamodb", "DescribeEndpoints"), ("s3", None), ("iam", None)):
+        document = loader.load_service_model(service, "service-2")
+        model, alone = ServiceModel(document, service), ServiceModel(document, service)
+        found, own = model.endpoint_discovery_operation, find_discovery(alone)
+        assert (found and found.name) == (own and own.name) == expected, service
+        if found is not None:
+            assert found is model.operation_model(expected), "an operation of the asking model"
+    s3 = copy.deepcopy(loader.load_service_model("s3", "service-2"))
+    s3["operations"]["ListBuckets"] = {**s3["operations"]["ListBuckets"], "endpointoperation": True}
+    discovering = ServiceModel(s3, "s3").endpoint_discovery_operation
+    assert discovering is not None and discovering.name == "ListBuckets"
