@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from rehearsal import moto_speed
 from rehearsal.moto_speed import cached_moto, share_moto_setup
 
 REGION = "us-east-1"
@@ -126,6 +127,9 @@ def test_the_ami_lists_are_parsed_once_and_each_backend_gets_its_own_entries(
         return load(resource)
 
     monkeypatch.setattr(amis, "load_resource", counted)
+    # The parsed lists outlive a cached_moto (that is their point): an earlier rehearsal in this
+    # process may have parsed eu-west-1's already, so this test starts from an empty cache.
+    monkeypatch.setattr(moto_speed, "_resources", {})
     with cached_moto():
         from moto.ec2.models import EC2Backend
 
