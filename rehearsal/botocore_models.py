@@ -24,9 +24,10 @@ functions of what it is asked (`share_botocore_lookups`):
   the endpoints it has already resolved for the same parameters;
 - which operation of a model discovers endpoints (most have none), which each client otherwise
   finds by building a model of each of its service's operations.
-The first two were about a third of making a session and its clients; the last three were
-about 35% of what was left (bench/README.md). The one visible difference: a method's
-docstring, rendered only by help(), is made with the first session's event emitter.
+The first two were about a third of making a session and its clients, and the next three
+about 35% of what was left; the last saves up to 0.5 ms a client (bench/README.md). The one
+visible difference: a method's docstring, rendered only by help(), is made with the first
+session's event emitter.
 
 The rehearsal (`run_rehearsal`) and the tests' processes (their conftest, the forked aws CLI)
 install both. The check itself, which makes few sessions and runs on hosts, leaves botocore

@@ -193,14 +193,21 @@ def run_program() -> Callable[[dict[str, Any]], Run]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
-    """moto's in-process AWS, with fake credentials set before any client exists.
+def aws(aws_env: None) -> Iterator[None]:
+    """moto's in-process AWS, with fake credentials set before any client exists."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Fake credentials, and moto's shared setup installed, for a test that starts moto itself.
 
     The user's own AWS config, profile and endpoint are hidden, so nothing reaches a real
     account and nothing on this machine changes the outcome.
     """
-    from moto import mock_aws
-
     share_moto_setup()  # see rehearsal/moto_speed.py
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -210,8 +217,6 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with mock_aws():
-        yield
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -314,3 +315,32 @@ def test_the_shared_endpoint_discovery_operation_is_the_models_own() -> None:
     s3["operations"]["ListBuckets"] = {**s3["operations"]["ListBuckets"], "endpointoperation": True}
     discovering = ServiceModel(s3, "s3").endpoint_discovery_operation
     assert discovering is not None and discovering.name == "ListBuckets"
+
+
+def test_the_endpoint_discovery_search_runs_once_per_model_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The property the tests' processes install is the shared one: a second model of the same
+    document does not search again, and a model of another document does."""
+    import copy
+
+    from botocore.model import ServiceModel
+
+    from rehearsal import botocore_models
+
+    searched: list[str] = []
+    search = botocore_models.find_discovery
+
+    def counted(model: ServiceModel) -> Any:
+        searched.append(model.service_name)
+        return search(model)
+
+    monkeypatch.setattr(botocore_models, "find_discovery", counted)
+    document = copy.deepcopy(boto3.Session()._loader.load_service_model("dynamodb", "service-2"))
+    first = ServiceModel(document, "dynamodb").endpoint_discovery_operation
+    second = ServiceModel(document, "dynamodb").endpoint_discovery_operation
+    assert searched == ["dynamodb"], "not shared per document"
+    assert first is not None and second is not None and first.name == second.name
+    other = ServiceModel(copy.deepcopy(document), "dynamodb").endpoint_discovery_operation
+    assert searched == ["dynamodb", "dynamodb"], "another document got this one's answer"
+    assert other is not None and other.name == first.name

@@ -1,8 +1,8 @@
 """rehearsal/moto_speed.py: moto's reset no longer builds what it drops, and EC2's AMI lists are
 parsed once; what moto serves afterwards is what it served without them.
 
-The tests' conftest installs `share_moto_setup()` in the `aws` fixture, so every test here runs
-with it; moto's own reset is kept for the comparisons.
+The tests' conftest installs `share_moto_setup()` in the `aws` and `aws_env` fixtures, so every
+test here runs with it: what moto serves after a reset is compared with what it served before.
 """
 
 from __future__ import annotations
@@ -64,20 +64,22 @@ def _use_everything() -> None:
 
 
 def test_a_reset_drops_without_building_and_the_next_mock_starts_empty(
-    aws: None, ec2_builds: list[str]
+    aws_env: None, ec2_builds: list[str]
 ) -> None:
     """The stop of a mock builds no backend anew; S3's own reset still frees the bucket's name
     (a reset that only dropped the backends would keep it taken: BucketAlreadyExists); the
-    next mock sees no bucket, no role and moto's default AMIs, each backend built on first use."""
+    next mock sees no bucket, no role and the same default AMIs as the first, each backend
+    built on first use. (This test starts its mocks itself: moto starts and resets only at the
+    outermost one, so inside the `aws` fixture's a second would do nothing.)"""
     from moto import mock_aws
-    from moto.core import base_backend
 
-    _use_everything()
-    before = _images(REGION)
-    assert ec2_builds == [REGION]
-    base_backend.BackendDict.reset()  # what the stop of the mock does
-    assert ec2_builds == [REGION], "the reset built an EC2 backend it then dropped"
     with mock_aws():
+        _use_everything()
+        before = _images(REGION)
+        assert ec2_builds == [REGION]
+    assert ec2_builds == [REGION], "the stop built an EC2 backend it then dropped"
+    with mock_aws():
+        assert ec2_builds == [REGION], "the start built an EC2 backend it then dropped"
         assert boto3.client("s3", region_name=REGION).list_buckets()["Buckets"] == []
         with pytest.raises(ClientError, match="NoSuchEntity"):
             boto3.client("iam").get_role(RoleName="kept-role")
