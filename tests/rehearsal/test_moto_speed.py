@@ -90,8 +90,9 @@ def test_a_reset_drops_without_building_and_the_next_mock_starts_empty(
 
 
 def test_outside_the_reset_a_backend_s_own_reset_still_empties_it(aws: None) -> None:
-    """Only BackendDict.reset leaves the new build out: a backend reset on its own (as moto's
-    tests and its reset API do for one) is emptied and built again, as moto does."""
+    """Only BackendDict.reset leaves the new build out (a mock's start and stop, and moto's
+    `/moto-api/reset`, go through it): a backend reset on its own, as a test may reset one, is
+    emptied and built again, as moto does."""
     from moto.ec2.models import ec2_backends
 
     ec2 = boto3.client("ec2", region_name=REGION)
