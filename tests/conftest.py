@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pytest
 from support.aws_cli_fork import ForkedCli, forked_aws_cli
+from support.fake_credentials import use_fake_credentials
 
 from checks.contract import OUTPUT_KEYS
 from infra.mock_program import evaluate
@@ -203,19 +204,11 @@ def aws(aws_env: None) -> Iterator[None]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """Fake credentials, and moto's shared setup installed, for a test that starts moto itself.
-
-    The user's own AWS config, profile and endpoint are hidden, so nothing reaches a real
-    account and nothing on this machine changes the outcome.
-    """
+    """Fake credentials (support/fake_credentials.py), no endpoint and no instance metadata,
+    and moto's shared setup installed, for a test that starts moto itself."""
     share_moto_setup()  # see rehearsal/moto_speed.py
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    use_fake_credentials(monkeypatch, tmp_path, "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
@@ -247,12 +240,6 @@ def server(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str
     import requests
 
     requests.post(f"{moto_url}/moto-api/reset", timeout=10)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
+    use_fake_credentials(monkeypatch, tmp_path, "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     return moto_url

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 from support.check_world import AUDITOR, REGION, USER_BODY, USER_KEY, Wiring, World, build, objects
+from support.fake_credentials import use_fake_credentials
 from support.fault_server import FaultyApp, answer_500, serve, stall, stall_then_store, store_then
 
 from rehearsal.moto_rules import aws_iam_rules
@@ -42,14 +43,8 @@ def faulty(
     app.fault, app.hang_if, app.puts = None, None, 0
     app.put_seen.clear()
     app.release.clear()
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
+    use_fake_credentials(monkeypatch, tmp_path, REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     return url, app
 
 
